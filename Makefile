@@ -1,0 +1,48 @@
+# Two commands do everything on a fresh machine:
+#   make sweep   - create .venv, install, build the demo data, run the demo sweep, aggregate
+#   make test    - create .venv, install, run the test suite
+# CPU torch by default; GPU users: make TORCH_SPEC="torch==2.13.0" TORCH_INDEX=https://download.pytorch.org/whl/cu128 ...
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+STAMP := $(VENV)/.installed
+OUTPUT_DIR ?= outputs
+ARGS ?=
+
+.PHONY: sweep test test-all lint bench clean help
+
+help:
+	@echo "make sweep   run the demo sweep (models x train sizes) and rank the models"
+	@echo "make test    run the test suite (fast tests; 'make test-all' includes slow ones)"
+	@echo "make lint    ruff"
+	@echo "make bench   BERTScore engine benchmark against bert_score"
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip show torch >/dev/null 2>&1 || $(PY) -m pip install --quiet "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+# ARGS go to the sweep (e.g. ARGS="train_size=500,2000 data.limit=20"); OUTPUT_DIR to both stages.
+sweep: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) -m pipeline.compare -m output_dir=$(OUTPUT_DIR) $(ARGS)
+	HF_HUB_OFFLINE=1 $(PY) -m pipeline.aggregate output_dir=$(OUTPUT_DIR)
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not slow" $(ARGS)
+
+test-all: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest $(ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check pipeline tests scripts
+
+bench: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) scripts/bench_bertscore.py
+
+clean:
+	rm -rf outputs

@@ -1,0 +1,96 @@
+"""A minimal pure-torch BERT encoder (inference only) loaded straight from safetensors.
+
+Same maths as ``transformers.BertModel`` with absolute positions, token type 0 and exact
+(erf) GELU; runs only the first ``num_layers`` layers and returns their output, which is
+``hidden_states[num_layers]`` of the full model (what bert_score uses).  Loading takes a few
+milliseconds instead of the seconds ``AutoModel.from_pretrained`` needs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class NativeBert(nn.Module):
+    """BERT embeddings + the first ``num_layers`` transformer layers."""
+
+    def __init__(self, config: dict, num_layers: int) -> None:
+        super().__init__()
+        h, inter = int(config["hidden_size"]), int(config["intermediate_size"])
+        self.heads = int(config["num_attention_heads"])
+        self.eps = float(config.get("layer_norm_eps", 1e-12))
+        self.num_layers = num_layers
+        self.word = nn.Embedding(int(config["vocab_size"]), h)
+        self.pos = nn.Embedding(int(config["max_position_embeddings"]), h)
+        self.tok_type = nn.Embedding(int(config.get("type_vocab_size", 2)), h)
+        self.ln = nn.LayerNorm(h, eps=self.eps)
+        self.layers = nn.ModuleList()
+        for _ in range(num_layers):
+            layer = nn.Module()
+            layer.qkv = nn.Linear(h, 3 * h)
+            layer.out = nn.Linear(h, h)
+            layer.ln1 = nn.LayerNorm(h, eps=self.eps)
+            layer.fc1 = nn.Linear(h, inter)
+            layer.fc2 = nn.Linear(inter, h)
+            layer.ln2 = nn.LayerNorm(h, eps=self.eps)
+            self.layers.append(layer)
+
+    @classmethod
+    def load(cls, model_dir: Path, config: dict, num_layers: int) -> NativeBert:
+        """Build the module and copy the weights of ``model.safetensors`` into it."""
+        from safetensors.torch import load_file
+
+        total = int(config["num_hidden_layers"])
+        if not 0 <= num_layers <= total:
+            raise ValueError(f"num_layers must be between 0 and {total}, got {num_layers}")
+        sd = load_file(str(Path(model_dir) / "model.safetensors"))
+        sd = {k.removeprefix("bert."): v for k, v in sd.items()}
+        with torch.device("meta"):
+            model = cls(config, num_layers)
+        w: dict[str, torch.Tensor] = {
+            "word.weight": sd["embeddings.word_embeddings.weight"],
+            "pos.weight": sd["embeddings.position_embeddings.weight"],
+            "tok_type.weight": sd["embeddings.token_type_embeddings.weight"],
+            "ln.weight": sd["embeddings.LayerNorm.weight"],
+            "ln.bias": sd["embeddings.LayerNorm.bias"],
+        }
+        for i in range(num_layers):
+            p = f"encoder.layer.{i}."
+            a = p + "attention.self."
+            for kind in ("weight", "bias"):
+                w[f"layers.{i}.qkv.{kind}"] = torch.cat(
+                    [sd[a + n + "." + kind] for n in ("query", "key", "value")], dim=0)
+                w[f"layers.{i}.out.{kind}"] = sd[p + "attention.output.dense." + kind]
+                w[f"layers.{i}.ln1.{kind}"] = sd[p + "attention.output.LayerNorm." + kind]
+                w[f"layers.{i}.fc1.{kind}"] = sd[p + "intermediate.dense." + kind]
+                w[f"layers.{i}.fc2.{kind}"] = sd[p + "output.dense." + kind]
+                w[f"layers.{i}.ln2.{kind}"] = sd[p + "output.LayerNorm." + kind]
+        model.load_state_dict(w, assign=True, strict=True)
+        return model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                all_layers: bool = False) -> torch.Tensor | list[torch.Tensor]:
+        """Hidden states after ``num_layers`` layers, ``[batch, seq, hidden]``.
+
+        With ``all_layers`` returns the list ``[embeddings, layer1, ..., layerN]``.
+        """
+        b, t = input_ids.shape
+        pos = torch.arange(t, device=input_ids.device)
+        x = self.word(input_ids) + self.pos(pos)[None] + self.tok_type.weight[0]
+        x = self.ln(x)
+        keep = attention_mask.bool()[:, None, None, :]  # True = attend
+        h = x.shape[-1]
+        hd = h // self.heads
+        states = [x]
+        for layer in self.layers:
+            qkv = layer.qkv(x).view(b, t, 3, self.heads, hd).permute(2, 0, 3, 1, 4)
+            att = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=keep)
+            att = att.transpose(1, 2).reshape(b, t, h)
+            x = layer.ln1(layer.out(att) + x)
+            x = layer.ln2(layer.fc2(F.gelu(layer.fc1(x))) + x)
+            states.append(x)
+        return states if all_layers else x

@@ -1,0 +1,105 @@
+"""One cell of the grid (model x train_size): predictions -> scores -> metrics -> manifest.
+
+Files written to ``<output_dir>/runs/<model>/<train_size>/`` (all atomically):
+``predictions.jsonl``, ``scores.parquet``, ``metrics.json`` and, last, ``manifest.json``.
+A cell is finished when its manifest exists; a finished cell whose config hash matches is
+skipped unless ``force=true``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from pipeline.data import load_dataset
+from pipeline.generators import Generation
+from pipeline.io import read_json, write_json, write_jsonl, write_parquet
+from pipeline.metrics.bertscore import scorer_for
+from pipeline.paths import OutputPaths, run_file
+from pipeline.predictions import validate_predictions
+from pipeline.provenance import config_hash, git_commit, package_versions, resolved
+from pipeline.registry import GENERATORS
+from pipeline.scoring import score_cell
+
+log = logging.getLogger(__name__)
+
+
+def is_finished(run_dir: Path, chash: str) -> bool:
+    """True when the cell's manifest exists with this config hash and its files are there."""
+    manifest = run_file(run_dir, "manifest")
+    if not manifest.exists():
+        return False
+    try:
+        done = read_json(manifest).get("config_hash") == chash
+    except ValueError:
+        return False
+    return done and all(run_file(run_dir, k).exists() for k in ("predictions", "scores",
+                                                                "metrics"))
+
+
+def _encoder(cfg: DictConfig) -> dict[str, Any] | None:
+    uses = any("bertscore" in t.metrics for t in cfg.tasks.values())
+    if not uses:
+        return None
+    options = dict(cfg.metrics.get("bertscore", {}))
+    return scorer_for(options, cfg.cache_dir).describe()
+
+
+def _metrics_record(cfg: DictConfig, gen: Generation, n: int,
+                    values: dict[str, float]) -> dict[str, Any]:
+    params_b = cfg.model.params_b
+    if params_b is None and gen.num_parameters is not None:
+        params_b = gen.num_parameters / 1e9
+    return {"model": cfg.model.name, "family": cfg.model.family, "params_b": params_b,
+            "num_parameters": gen.num_parameters, "train_size": int(cfg.train_size),
+            "n_examples": n, "perplexity": gen.perplexity, "metrics": values}
+
+
+def run_cell(cfg: DictConfig) -> Path:
+    """Produce (or skip, when already finished) the run folder of one cell."""
+    paths = OutputPaths(Path(cfg.output_dir))
+    run_dir = paths.run_dir(cfg.model.name, cfg.train_size)
+    chash = config_hash(cfg)
+    label = f"{cfg.model.name} @ train_size={cfg.train_size}"
+    if not cfg.force and is_finished(run_dir, chash):
+        log.info("%s: already finished (config %s), skipping; force=true recomputes",
+                 label, chash)
+        return run_dir
+    start = time.perf_counter()
+    dataset = load_dataset(cfg.data, paths)
+    test = dataset.test_subset(cfg.data.limit)
+    log.info("%s: generating predictions for %d examples", label, len(test))
+    gen = GENERATORS.get(cfg.generator.name)(cfg, dataset, test)
+    ids = [r["id"] for r in test]
+    preds = validate_predictions(list(enumerate(gen.predictions, 1)),
+                                 f"<{cfg.generator.name} generator output>", dataset.tasks,
+                                 ids, ids)
+    gen_s = time.perf_counter() - start
+    run_file(run_dir, "manifest").unlink(missing_ok=True)  # the cell is unfinished from here
+    write_jsonl(run_file(run_dir, "predictions"), preds)
+    log.info("%s: scoring", label)
+    scores, values = score_cell(test, preds, cfg.tasks, cfg.metrics, dataset.tasks,
+                                cfg.cache_dir)
+    write_parquet(run_file(run_dir, "scores"), scores)
+    write_json(run_file(run_dir, "metrics"), _metrics_record(cfg, gen, len(test), values))
+    total_s = time.perf_counter() - start
+    write_json(run_file(run_dir, "manifest"), {
+        "config_hash": chash,
+        "config": resolved(cfg),
+        "model": cfg.model.name,
+        "train_size": int(cfg.train_size),
+        "dataset": {"name": dataset.name, **dataset.source, "n_scored": len(test)},
+        "generator": {"name": cfg.generator.name, **gen.info},
+        "encoder": _encoder(cfg),
+        "packages": package_versions(),
+        "git_commit": git_commit(),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seconds": {"generate": round(gen_s, 3), "total": round(total_s, 3)},
+    })
+    log.info("%s: done in %.1f s -> %s", label, total_s, run_dir)
+    return run_dir

@@ -1,0 +1,54 @@
+"""Shared command-line behaviour: clean one-line errors and exit status 2 on bad input.
+
+Inside a Hydra task a user error (bad file, missing predictions, bad option) is reported as
+``error: <message>`` and recorded, so that in a multirun the other cells still run; the
+command then exits with status 2. Programming errors keep their traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from pipeline.errors import ConfigError, InputError
+from pipeline.generators.base import MissingModelError
+
+USER_ERRORS = (InputError, MissingModelError, ConfigError, KeyError, ValueError)
+_failures: list[str] = []
+
+
+def message(exc: BaseException) -> str:
+    """The user-facing text of an exception (KeyError without its quotes)."""
+    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+
+
+def catch_user_errors(label: Callable[[Any], str]) -> Callable:
+    """Decorate a task function: report and record user errors instead of raising them."""
+
+    def deco(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        @functools.wraps(fn)
+        def wrapper(cfg: Any) -> Any:
+            try:
+                return fn(cfg)
+            except USER_ERRORS as exc:
+                text = f"{label(cfg)}: {message(exc)}"
+                _failures.append(text)
+                print(f"error: {text}", file=sys.stderr, flush=True)
+                return None
+
+        return wrapper
+
+    return deco
+
+
+def exit_with_failures(entry: Callable[[], object]) -> None:
+    """Run a ``@hydra.main`` entry; exit 2 listing the failures when any task failed."""
+    entry()
+    if _failures:
+        if len(_failures) > 1:
+            print(f"error: {len(_failures)} job(s) failed:", file=sys.stderr)
+            for text in _failures:
+                print(f"  - {text}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,28 @@
+"""Run one cell, or with ``-m`` the whole grid, of the model x train_size sweep.
+
+    python -m pipeline.compare model=llama-3.2-1b train_size=2000
+    python -m pipeline.compare -m                      # the grid in conf/config.yaml
+    python -m pipeline.compare -m train_size=500,2000 output_dir=/tmp/x data.limit=20
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from pipeline.cell import run_cell
+from pipeline.cli import catch_user_errors, exit_with_failures
+from pipeline.schema import register_schema
+
+register_schema()
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@catch_user_errors(lambda cfg: f"{cfg.model.name} @ train_size={cfg.train_size}")
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point: one cell per job."""
+    run_cell(cfg)
+
+
+if __name__ == "__main__":
+    exit_with_failures(main)

@@ -1,0 +1,33 @@
+"""The ``auto`` generator: a demo learner, else precomputed predictions, else a clear error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from pipeline.data.dataset import Dataset
+from pipeline.generators.base import Generation, MissingModelError
+from pipeline.registry import GENERATORS
+
+
+@GENERATORS.register("auto")
+def auto(cfg: DictConfig, dataset: Dataset, test: list[dict]) -> Generation:
+    """Choose how to obtain the predictions of a cell from what the model config offers."""
+    model = cfg.model
+    if model.learner:
+        return GENERATORS.get("demo")(cfg, dataset, test)
+    if model.predictions and Path(model.predictions).exists():
+        return GENERATORS.get("precomputed")(cfg, dataset, test)
+    where = f"model {model.name!r} at train_size={cfg.train_size}"
+    pred = f"'{model.predictions}'" if model.predictions else "(not set)"
+    ckpt = f"'{model.checkpoint}'" if model.checkpoint else "(not set)"
+    if model.checkpoint and Path(model.checkpoint).exists():
+        raise MissingModelError(
+            f"{where}: a checkpoint exists at {ckpt}, but this version cannot generate "
+            "from checkpoints yet; generate the outputs elsewhere and set "
+            "model.predictions=<file> (JSONL/CSV/parquet with id and task fields)")
+    raise MissingModelError(
+        f"{where} has nothing to evaluate: no predictions file at model.predictions={pred} "
+        f"and no checkpoint at model.checkpoint={ckpt}. Set model.predictions=<file> "
+        "(JSONL/CSV/parquet with id and task fields) or model.checkpoint=<dir>")

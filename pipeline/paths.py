@@ -1,0 +1,81 @@
+"""The one place that knows where every file of the pipeline lives.
+
+Everything derives from the config key ``output_dir``; the embedding/score cache lives
+under ``cache_dir`` (config key, or the ``PIPELINE_CACHE_DIR`` environment variable).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+CACHE_ENV = "PIPELINE_CACHE_DIR"
+
+
+def default_cache_dir() -> Path:
+    """``$PIPELINE_CACHE_DIR``, else ``$XDG_CACHE_HOME/model-comparison``, else ``~/.cache/...``."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "model-comparison"
+
+
+def safe_name(name: str) -> str:
+    """A file-system safe version of a model name (``/`` and spaces replaced)."""
+    return "".join(c if c.isalnum() or c in "-_.=" else "_" for c in str(name))
+
+
+@dataclass(frozen=True)
+class OutputPaths:
+    """Every location under ``output_dir``."""
+
+    root: Path
+
+    @property
+    def data_root(self) -> Path:
+        return self.root / "data"
+
+    def data_dir(self, dataset: str) -> Path:
+        return self.data_root / safe_name(dataset)
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    def run_dir(self, model: str, train_size: int) -> Path:
+        return self.runs / safe_name(model) / str(int(train_size))
+
+    @property
+    def comparison_csv(self) -> Path:
+        return self.root / "model_comparison.csv"
+
+    @property
+    def tables(self) -> Path:
+        return self.root / "tables"
+
+    @property
+    def analysis_md(self) -> Path:
+        return self.root / "analysis.md"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.root / "report"
+
+    @property
+    def hydra_dir(self) -> Path:
+        return self.root / "hydra"
+
+
+RUN_FILES = {
+    "predictions": "predictions.jsonl",
+    "scores": "scores.parquet",
+    "metrics": "metrics.json",
+    "manifest": "manifest.json",
+}
+
+
+def run_file(run_dir: Path, kind: str) -> Path:
+    """Path of one of the documented files of a run folder (see ``RUN_FILES``)."""
+    return Path(run_dir) / RUN_FILES[kind]

@@ -1,0 +1,94 @@
+"""Structured-config schema: every YAML file and command-line override is checked against it.
+
+A typo (``modle=...``, ``data.limmit=5``) or a wrong type (``train_size=abc``) fails before
+any work starts, with Hydra's message naming the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+@dataclass
+class ModelConfig:
+    """One model of the sweep (``conf/model/<name>.yaml``)."""
+
+    name: str = MISSING
+    family: str = MISSING
+    # Parameter count in billions. Demo learners report their own count instead.
+    params_b: float | None = None
+    # Demo models: name of a registered learner and its options.
+    learner: str | None = None
+    learner_options: dict[str, Any] = field(default_factory=dict)
+    # Real models: where the fine-tuned checkpoint / precomputed predictions of a cell live.
+    # Patterns may use ${model.name} and ${train_size}.
+    checkpoint: str | None = None
+    predictions: str | None = None
+    description: str = ""
+
+
+@dataclass
+class DataConfig:
+    """The evaluation data (``conf/data/<name>.yaml``)."""
+
+    name: str = MISSING
+    builder: str = MISSING  # registered dataset builder
+    seed: int = 13
+    n_train: int = 2000
+    n_test: int = 200
+    limit: int | None = None  # score only the first N test examples (smoke tests)
+    tasks: list[str] = field(default_factory=list)  # empty: every task the data carries
+    options: dict[str, Any] = field(default_factory=dict)  # builder-specific settings
+
+
+@dataclass
+class GeneratorConfig:
+    """How the predictions of a cell are obtained (``conf/generator/<name>.yaml``)."""
+
+    name: str = "auto"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TaskConfig:
+    """Which registered metrics score one task."""
+
+    metrics: list[str] = field(default_factory=list)
+
+
+@dataclass
+class AggregateConfig:
+    """How cells are combined into the ranking (``conf/aggregate/<name>.yaml``)."""
+
+    weights: dict[str, float] = field(default_factory=dict)
+    n_boot: int = 1000
+    alpha: float = 0.05
+    seed: int = 0
+    margin: float = 0.01  # "within this much of the best" for the recommendation table
+
+
+@dataclass
+class Config:
+    """The whole configuration of one cell (and of the aggregation)."""
+
+    model: ModelConfig = MISSING
+    data: DataConfig = MISSING
+    generator: GeneratorConfig = MISSING
+    tasks: dict[str, TaskConfig] = field(default_factory=dict)
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    aggregate: AggregateConfig = field(default_factory=AggregateConfig)
+    output_dir: str = "outputs"
+    cache_dir: str | None = None  # None: $PIPELINE_CACHE_DIR or the user's cache directory
+    train_size: int = 2000
+    seed: int = 0
+    force: bool = False  # recompute cells that are already finished
+    input: str | None = None  # aggregate: a per-model CSV table instead of run folders
+
+
+def register_schema() -> None:
+    """Store the schema so ``conf/config.yaml`` can extend it (``defaults: [schema]``)."""
+    ConfigStore.instance().store(name="schema", node=Config)

@@ -1,0 +1,187 @@
+"""Resampling statistics (pipeline.stats) and the ranking built on them (pipeline.ranking)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from pipeline import stats
+from pipeline.ranking import adjacent_significance, pairwise_matrix, rank_cells
+
+
+def test_bootstrap_ci_covers_known_mean_about_95_percent() -> None:
+    rng = np.random.default_rng(123)
+    hits = 0
+    for k in range(200):
+        low, high = stats.bootstrap_ci(rng.normal(0.3, 1.0, 60), n_boot=500, seed=k)
+        hits += low <= 0.3 <= high
+    assert 0.90 <= hits / 200 <= 0.98
+
+
+def test_bootstrap_ci_2d_matches_columns_and_handles_nan() -> None:
+    x = np.random.default_rng(0).random((30, 3))
+    x[:, 2] = np.nan
+    x[5, 0] = np.nan
+    low, high = stats.bootstrap_ci(x, n_boot=200, seed=4)
+    assert (low[0], high[0]) == pytest.approx(stats.bootstrap_ci(x[:, 0], n_boot=200, seed=4))
+    assert low[1] < x[:, 1].mean() < high[1]
+    assert np.isnan(low[2]) and np.isnan(high[2])
+    assert all(np.isnan(v) for v in stats.bootstrap_ci([], n_boot=10))
+
+
+def test_permutation_exact_small_sample_by_hand() -> None:
+    # d = (1, 2, 3): of the 8 sign patterns only +++ and --- reach |mean| >= 2.
+    assert stats.paired_permutation_test([1.0, 2.0, 3.0], [0.0, 0.0, 0.0], n_perm=1000) == 0.25
+    assert stats.paired_permutation_test([1.0, 2.0], [1.0, 2.0]) == 1.0
+
+
+def test_permutation_p_uniform_under_null_and_small_under_shift() -> None:
+    rng = np.random.default_rng(7)
+    ps = np.array([stats.paired_permutation_test(rng.normal(size=40), rng.normal(size=40),
+                                                 n_perm=400, seed=k) for k in range(200)])
+    assert sps.kstest(ps, "uniform").pvalue > 0.01
+    assert 0.01 <= (ps < 0.05).mean() <= 0.10
+    base = rng.normal(size=40)
+    assert stats.paired_permutation_test(base + 0.8 + rng.normal(0, 0.3, 40), base) < 0.01
+
+
+def test_permutation_2d_matches_1d() -> None:
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(50, 3)), rng.normal(size=(50, 3))
+    p = stats.paired_permutation_test(a, b, n_perm=300, seed=2)
+    assert p[1] == pytest.approx(stats.paired_permutation_test(a[:, 1], b[:, 1], n_perm=300,
+                                                               seed=2))
+
+
+def test_mcnemar_exact_by_hand() -> None:
+    a = [1, 1, 1, 0, 0, 1]
+    b = [0, 0, 0, 0, 1, 1]  # n01 = 3, n10 = 1
+    stat, p = stats.mcnemar_test(a, b)
+    assert stat == 1.0
+    assert p == pytest.approx(2 * (math.comb(4, 0) + math.comb(4, 1)) / 2**4)  # 0.625
+    assert stats.mcnemar_test([1, 0], [1, 0]) == (0.0, 1.0)
+
+
+def test_mcnemar_chi_square_with_continuity_by_hand() -> None:
+    a = [1] * 30 + [0] * 10 + [1] * 5
+    b = [0] * 30 + [1] * 10 + [1] * 5  # n01 = 30, n10 = 10
+    stat, p = stats.mcnemar_test(a, b)
+    assert stat == pytest.approx((abs(30 - 10) - 1) ** 2 / 40)  # 9.025
+    assert p == pytest.approx(math.erfc(math.sqrt(stat / 2)))  # chi2(1) survival
+
+
+def test_holm_by_hand() -> None:
+    out = stats.holm_adjust([0.01, 0.04, 0.03, np.nan])
+    np.testing.assert_allclose(out, [0.03, 0.06, 0.06, np.nan])
+
+
+def test_rank_groups_compare_with_group_leader() -> None:
+    p = np.full((4, 4), 0.5)
+    p[0, 2] = p[2, 0] = 0.01  # third cell is worse than the leader -> new group
+    assert list(stats.rank_groups(p)) == [1, 1, 2, 2]
+    q = np.full((3, 3), 0.3)
+    q[1, 2] = q[2, 1] = 0.001  # neighbours differ, but the leader does not differ from either
+    assert list(stats.rank_groups(q)) == [1, 1, 1]
+    assert np.isnan(stats.rank_groups(np.full((2, 2), np.nan))).all()
+
+
+def test_rank_intervals_separated_and_fixed() -> None:
+    rng = np.random.default_rng(0)
+    x = np.array([0.0, 1.0, 2.0]) + rng.normal(0, 0.01, (30, 3))
+    low, high = stats.rank_intervals(x, n_boot=200)
+    assert list(low) == [3, 2, 1] and list(high) == [3, 2, 1]
+    x[:, 1] = np.nan
+    low, high = stats.rank_intervals(x, fixed=np.array([0.0, 5.0, 0.0]), n_boot=100)
+    assert list(low) == [3, 1, 2]
+
+
+HIB = {"task_rouge": True, "task_accuracy": True, "task_length_error": False, "perplexity": False}
+
+
+def _cells(means: dict[str, float], n: int = 60, seed: int = 0):
+    """Cells (one train size) whose per-example rouge has the given means; 0/1 accuracy."""
+    rng = np.random.default_rng(seed)
+    per, rows = {}, []
+    noise = rng.normal(0, 0.05, n)  # shared across cells: paired design
+    for model, mean in means.items():
+        frame = pd.DataFrame({"id": [f"e{i}" for i in range(n)],
+                              "task_rouge": mean + noise + rng.normal(0, 0.01, n),
+                              "task_accuracy": (rng.random(n) < mean).astype(float),
+                              "task_length_error": rng.random(n)})
+        per[(model, 10)] = frame
+        rows.append({"model": model, "family": model[0], "params_b": 1.0, "train_size": 10,
+                     "perplexity": np.nan, **frame.drop(columns="id").mean()})
+    return pd.DataFrame(rows), per
+
+
+def test_rank_cells_columns_order_groups_and_cis() -> None:
+    cells, per = _cells({"a": 0.6, "b": 0.6, "c": 0.3})
+    ranked = rank_cells(cells, per, HIB, {"task_rouge": 1.0}, n_boot=200)
+    assert list(ranked.columns[:12]) == [
+        "rank", "rank_group", "model", "family", "params_b", "train_size", "overall_score",
+        "overall_score_ci_low", "overall_score_ci_high", "rank_low", "rank_high", "p_vs_next"]
+    assert list(ranked.columns[12:15]) == ["task_rouge", "task_rouge_ci_low",
+                                           "task_rouge_ci_high"]
+    assert ranked.columns[-1] == "perplexity"
+    assert list(ranked["model"].iloc[2:]) == ["c"]
+    assert list(ranked["rank_group"]) == [1, 1, 2]
+    assert ranked["p_vs_next"].iloc[1] < 0.01 and np.isnan(ranked["p_vs_next"].iloc[2])
+    assert (ranked["overall_score_ci_low"] <= ranked["overall_score"]).all()
+    assert (ranked["overall_score"] <= ranked["overall_score_ci_high"]).all()
+    assert ranked["rank_low"].iloc[2] == ranked["rank_high"].iloc[2] == 3
+
+
+def test_rank_cells_ties_sorted_by_model_then_size_and_overall_given() -> None:
+    cells = pd.DataFrame({"model": ["z", "a", "a"], "family": "f", "params_b": 1.0,
+                          "train_size": [5, 9, 2], "perplexity": np.nan,
+                          "overall_score": [0.5, 0.5, 0.5], "task_rouge": [0.1, 0.2, 0.3]})
+    ranked = rank_cells(cells, {}, HIB, {}, n_boot=50)
+    order = list(zip(ranked["model"], ranked["train_size"], strict=True))
+    assert order == [("a", 2), ("a", 9), ("z", 5)]
+    assert list(ranked["rank"]) == [1, 1, 1]
+    assert ranked["overall_score_ci_low"].isna().all() and ranked["rank_group"].isna().all()
+
+
+def test_weights_must_be_higher_is_better() -> None:
+    cells, per = _cells({"a": 0.5})
+    with pytest.raises(ValueError, match="lower-is-better"):
+        rank_cells(cells, per, HIB, {"task_length_error": 1.0})
+    with pytest.raises(ValueError, match="no direction"):
+        rank_cells(cells, per, HIB, {"unknown": 1.0})
+
+
+def test_overall_is_weighted_mean() -> None:
+    cells, per = _cells({"a": 0.5, "b": 0.4})
+    ranked = rank_cells(cells, per, HIB, {"task_rouge": 3.0, "task_accuracy": 1.0}, n_boot=50)
+    row = ranked.iloc[0]
+    assert row["overall_score"] == pytest.approx((3 * row["task_rouge"]
+                                                  + row["task_accuracy"]) / 4)
+
+
+def test_adjacent_significance_picks_mcnemar_for_binary() -> None:
+    cells, per = _cells({"a": 0.8, "b": 0.3})
+    sig = adjacent_significance(cells, per, HIB, {"task_rouge": 1.0}, n_boot=100)
+    tests = dict(zip(sig["metric"], sig["test"], strict=True))
+    assert tests == {"overall_score": "permutation", "task_rouge": "permutation",
+                     "task_accuracy": "mcnemar", "task_length_error": "permutation"}
+    acc = sig[sig["metric"] == "task_accuracy"].iloc[0]
+    assert acc["p_value"] == stats.mcnemar_test(per[("a", 10)]["task_accuracy"],
+                                                per[("b", 10)]["task_accuracy"])[1]
+    err = sig[sig["metric"] == "task_length_error"].iloc[0]
+    assert err["better_value"] <= err["worse_value"]  # lower is better
+
+
+def test_pairwise_matrix_symmetric_and_holm_not_below_raw() -> None:
+    cells, per = _cells({"a": 0.6, "b": 0.55, "c": 0.3})
+    holm = pairwise_matrix(cells, per, HIB, {"task_rouge": 1.0}, n_boot=100)
+    raw = pairwise_matrix(cells, per, HIB, {"task_rouge": 1.0}, n_boot=100, adjust="none")
+    h, r = holm.drop(columns="cell").to_numpy(), raw.drop(columns="cell").to_numpy()
+    np.testing.assert_array_equal(h, h.T)
+    assert np.isnan(np.diag(h)).all()
+    off = ~np.eye(3, dtype=bool)
+    assert (h[off] >= r[off]).all()
+    assert list(holm["cell"]) == ["a@10", "b@10", "c@10"]
