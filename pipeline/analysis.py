@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats as sps
 
 from pipeline.io import atomic_write_text, to_markdown
-from pipeline.ranking import OVERALL, cell_label
+from pipeline.ranking import OVERALL, cell_label, order_best
 
 LIST_CAP = 10
 
@@ -28,12 +29,12 @@ def _signed(x: float) -> str:
 
 
 def _pval(p: float) -> str:
-    return "n/a" if pd.isna(p) else ("<0.001" if p < 0.001 else f"{p:.3f}")
+    return "n/a" if pd.isna(p) else ("<0.001" if p < 0.001 else f"{p:.3g}")
 
 
 def _p(p: float) -> str:
     text = _pval(p)
-    return f"p {text}" if text.startswith("<") else f"p = {text}"
+    return f"p < {text[1:]}" if text.startswith("<") else f"p = {text}"
 
 
 def _cell(row: pd.Series) -> str:
@@ -57,6 +58,11 @@ def _names(items: Sequence[str], limit: int = LIST_CAP) -> str:
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
+def _level(alpha: float) -> str:
+    """Confidence level of a (1 - alpha) interval, e.g. ``95%``."""
+    return f"{100 * (1 - alpha):g}%"
+
+
 def _verdict(p: float, alpha: float) -> str:
     if pd.isna(p):
         return "untested (no per-example scores)"
@@ -64,7 +70,14 @@ def _verdict(p: float, alpha: float) -> str:
 
 
 def _has_tests(ranked: pd.DataFrame) -> bool:
-    return bool(ranked["p_vs_next"].notna().any())
+    """Whether any cell had per-example scores (so CIs and tests exist)."""
+    return bool(ranked["overall_score_ci_low"].notna().any())
+
+
+def _untested(ranked: pd.DataFrame) -> list[str]:
+    """Scored cells without per-example scores (when others have them)."""
+    rows = ranked[ranked[OVERALL].notna() & ranked["overall_score_ci_low"].isna()]
+    return [_cell(r) for _, r in rows.iterrows()] if _has_tests(ranked) else []
 
 
 def _overview(ranked: pd.DataFrame, n_examples: Sequence[int] | None) -> str:
@@ -82,6 +95,14 @@ def _overview(ranked: pd.DataFrame, n_examples: Sequence[int] | None) -> str:
     if not _has_tests(ranked):
         text += (" No per-example scores were available, so confidence intervals, rank "
                  "intervals and significance tests are left out.")
+    unscored = [_cell(r) for _, r in ranked[ranked[OVERALL].isna()].iterrows()]
+    if unscored:
+        text += (f" {len(unscored)} cell(s) have no overall score (a weighted metric is "
+                 f"missing) and are listed last: {_names(unscored)}.")
+    untested = _untested(ranked)
+    if untested:
+        text += (f" {len(untested)} cell(s) have no per-example scores, so they have no CI and "
+                 f"were not tested (their rank group is not test-based): {_names(untested)}.")
     return text
 
 
@@ -96,7 +117,7 @@ def _top_bottom(ranked: pd.DataFrame, significance: pd.DataFrame, alpha: float,
         "rank": show["rank"].astype(str), "group": show["rank_group"].astype(str),
         "cell": [_cell(r) for _, r in show.iterrows()],
         "overall": [_num(v) for v in show[OVERALL]],
-        "95% CI": [f"{_num(lo)}-{_num(hi)}" if pd.notna(lo) else "n/a" for lo, hi in
+        f"{_level(alpha)} CI": [f"{_num(lo)}-{_num(hi)}" if pd.notna(lo) else "n/a" for lo, hi in
                    zip(show["overall_score_ci_low"], show["overall_score_ci_high"],
                        strict=True)],
         "rank interval": [f"{lo}-{hi}" if pd.notna(lo) else "n/a" for lo, hi in
@@ -121,7 +142,8 @@ def _top_bottom(ranked: pd.DataFrame, significance: pd.DataFrame, alpha: float,
                          f"{_names([_cell(r) for _, r in group1.iterrows()])}.")
         if pd.notna(best["rank_low"]):
             lines.append(f"Across bootstrap resamples of the test examples the leader's rank "
-                         f"lies between {best['rank_low']} and {best['rank_high']} (95%).")
+                         f"lies between {best['rank_low']} and {best['rank_high']} "
+                         f"({_level(alpha)}).")
         worst = scored.iloc[-1]
         lines.append(f"**{_cell(worst)}** is last with {_num(worst[OVERALL])}, "
                      f"{_num(best[OVERALL] - worst[OVERALL])} below the leader.")
@@ -193,10 +215,12 @@ def _family_section(ranked: pd.DataFrame, tables: Mapping[str, pd.DataFrame]) ->
     lines = [f"At the largest training-set size ({size}) the best family by mean overall score "
              f"is **{overall['best_family']}** "
              f"({', '.join(f'{f}: {_num(overall[f])}' for f in families)})."]
-    wins = fam[fam["metric"] != OVERALL]["best_family"].value_counts()
-    n_metrics = int((fam["metric"] != OVERALL).sum())
+    leaders = fam.loc[fam["metric"] != OVERALL, "best_family"]
+    wins = leaders.value_counts()
+    ties = int(leaders.str.contains(", ", regex=False).sum())
     lines.append("Metrics led (direction-aware): " + ", ".join(
-        f"{f} {int(wins.get(f, 0))} of {n_metrics}" for f in families) + ".")
+        f"{f} {int(wins.get(f, 0))} of {len(leaders)}" for f in families)
+        + (f"; {ties} tied" if ties else "") + ".")
     single = [f for f in families if counts.get(f, 0) == 1]
     if single:
         lines.append(f"{_names(single)} {'has' if len(single) == 1 else 'have'} a single model "
@@ -249,7 +273,7 @@ def _efficiency_section(tables: Mapping[str, pd.DataFrame]) -> str:
              for r in known[known["pareto"].astype(bool)].itertuples()]
     lines = [f"Pareto-optimal models (no other model scores at least as well with no more "
              f"parameters, at each model's largest training size): {_names(front)}."]
-    best = known.sort_values(["score_per_billion", "model"], ascending=[False, True]).iloc[0]
+    best = order_best(known, "score_per_billion").iloc[0]
     lines.append(f"Highest score per billion parameters: {best['model']} "
                  f"({_num(best['score_per_billion'])}).")
     corr = tables["factor_correlations"].set_index("factor")
@@ -301,17 +325,18 @@ def _caveats(ranked: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
     lines = []
     scored = ranked[ranked[OVERALL].notna()]
     if n_examples:
-        n = min(n_examples)
+        n, z = min(n_examples), sps.norm.ppf(1 - alpha / 2)
         lines.append(f"Smallest test set: {n} examples; for a 0/1 metric near 0.5 that gives a "
-                     f"95% CI half-width of about {_num(1.96 * np.sqrt(0.25 / n), 3)}.")
+                     f"{_level(alpha)} CI half-width of about {_num(z * np.sqrt(0.25 / n), 3)}.")
     width = (scored["overall_score_ci_high"] - scored["overall_score_ci_low"]).dropna()
     if len(width):
-        lines.append(f"Median width of the overall-score 95% CI: {_num(width.median())}.")
+        lines.append(f"Median width of the overall-score {_level(alpha)} CI: "
+                     f"{_num(width.median())}.")
     if len(scored) > 1 and scored["overall_score_ci_low"].notna().iloc[:2].all():
         a, b = scored.iloc[0], scored.iloc[1]
         verb = "overlap" if a["overall_score_ci_low"] <= b["overall_score_ci_high"] else (
             "do not overlap")
-        lines.append(f"The 95% CIs of the top two cells {verb}"
+        lines.append(f"The {_level(alpha)} CIs of the top two cells {verb}"
                      f" ({_num(a['overall_score_ci_low'])}-{_num(a['overall_score_ci_high'])} vs "
                      f"{_num(b['overall_score_ci_low'])}-{_num(b['overall_score_ci_high'])}).")
     adjacent = significance[(significance["metric"] == OVERALL)

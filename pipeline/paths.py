@@ -33,6 +33,9 @@ class OutputPaths:
 
     root: Path
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
     @property
     def data_root(self) -> Path:
         return self.root / "data"

@@ -16,6 +16,7 @@ Conventions (shared by every function here):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -66,6 +67,16 @@ def weighted_overall(frame: pd.DataFrame, weights: Mapping[str, float]) -> pd.Se
     return pd.Series(values, index=frame.index, name=OVERALL)
 
 
+def order_best(frame: pd.DataFrame, col: str, higher: bool = True,
+               keep_missing: bool = False) -> pd.DataFrame:
+    """Rows best first by ``col`` (ties by model, then train_size); rows without a value are
+    dropped, or kept last when ``keep_missing``."""
+    key = -frame[col].astype(float) if higher else frame[col].astype(float)
+    out = frame.assign(_key=key).sort_values(["_key", "model", "train_size"], kind="stable",
+                                             na_position="last").drop(columns="_key")
+    return out if keep_missing else out[out[col].notna()]
+
+
 def sort_cells(cells: pd.DataFrame, higher_is_better: Mapping[str, bool],
                weights: Mapping[str, float]) -> pd.DataFrame:
     """Cells with ``overall_score`` filled in, best first (ties by model, then train_size)."""
@@ -86,9 +97,7 @@ def sort_cells(cells: pd.DataFrame, higher_is_better: Mapping[str, bool],
         out[OVERALL] = overall
     if out.duplicated(["model", "train_size"]).any():
         raise ValueError("cells has duplicate (model, train_size) rows")
-    out = out.assign(_neg=-out[OVERALL].astype(float))
-    out = out.sort_values(["_neg", "model", "train_size"], na_position="last", kind="stable")
-    return out.drop(columns="_neg").reset_index(drop=True)
+    return order_best(out, OVERALL, keep_missing=True).reset_index(drop=True)
 
 
 def example_overall(frame: pd.DataFrame, weights: Mapping[str, float]) -> pd.Series | None:
@@ -183,7 +192,7 @@ def rank_cells(cells: pd.DataFrame, per_example: PerExample,
 
     ci = np.full((len(ordered), 2), np.nan)
     for j in np.flatnonzero(~np.isnan(x).all(axis=0)):
-        ci[j] = stats.bootstrap_ci(x[:, j], n_boot, alpha, seed)
+        ci[j] = stats.bootstrap_ci(x[~np.isnan(x[:, j]), j], n_boot, alpha, seed)
     groups = np.full(len(ordered), np.nan)
     groups[scored] = stats.rank_groups(stats.pairwise_pvalues(x[:, scored], n_boot, seed), alpha)
     rank_low = np.full(len(ordered), np.nan)
@@ -210,17 +219,23 @@ def rank_cells(cells: pd.DataFrame, per_example: PerExample,
 
 def pairwise_matrix(cells: pd.DataFrame, per_example: PerExample,
                     higher_is_better: Mapping[str, bool], weights: Mapping[str, float],
-                    n_boot: int = 1000, seed: int = 0, adjust: str = "holm") -> pd.DataFrame:
+                    n_boot: int = 1000, seed: int = 0, adjust: str = "holm",
+                    alpha: float = 0.05) -> pd.DataFrame:
     """All-vs-all paired permutation p-values of the overall score, in ranking order.
 
-    ``adjust="holm"`` (default) Holm-corrects over the k(k-1)/2 distinct pairs, ``"none"``
-    gives raw p-values. First column ``cell`` names the row; the diagonal is empty.
+    ``adjust="holm"`` (default) Holm-corrects over the m = k(k-1)/2 distinct pairs; so that a
+    clear difference can survive the correction, the number of permutations is raised to at
+    least ``2 * m / alpha`` (the smallest Monte-Carlo p-value is 1 / (permutations + 1)).
+    ``"none"`` gives raw p-values from ``n_boot`` permutations. First column ``cell`` names
+    the row; the diagonal is empty.
     """
     if adjust not in ("holm", "none"):
         raise ValueError(f"adjust must be 'holm' or 'none', got {adjust!r}")
     ordered = sort_cells(cells, higher_is_better, weights)
     x = aligned_matrix(ordered, per_example, lambda f: example_overall(f, weights))
-    p = stats.pairwise_pvalues(x, n_boot, seed)
+    n_pairs = len(ordered) * (len(ordered) - 1) // 2
+    n_perm = max(n_boot, math.ceil(2 * n_pairs / alpha)) if adjust == "holm" else n_boot
+    p = stats.pairwise_pvalues(x, n_perm, seed)
     if adjust == "holm":
         i, j = np.triu_indices(len(p), 1)
         p[i, j] = p[j, i] = stats.holm_adjust(p[i, j])
@@ -244,9 +259,7 @@ def adjacent_significance(cells: pd.DataFrame, per_example: PerExample,
     rows = []
     for metric in [OVERALL, *metric_columns(ordered, higher_is_better)]:
         higher = True if metric == OVERALL else higher_is_better[metric]
-        sub = ordered[ordered[metric].notna()].assign(
-            _key=lambda d, h=higher, m=metric: -d[m] if h else d[m])
-        sub = sub.sort_values(["_key", "model", "train_size"], kind="stable")
+        sub = order_best(ordered, metric, higher)
         getter = ((lambda f: example_overall(f, weights)) if metric == OVERALL
                   else (lambda f, m=metric: f[m] if m in f.columns else None))
         x = aligned_matrix(sub, per_example, getter)

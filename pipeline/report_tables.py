@@ -16,7 +16,7 @@ from pipeline.ranking import PerExample, adjacent_significance, pairwise_matrix,
 def build_tables(ranked: pd.DataFrame, cells: pd.DataFrame, per_example: PerExample,
                  higher_is_better: Mapping[str, bool], weights: Mapping[str, float],
                  human: pd.DataFrame | None = None, margin: float = 0.01, n_boot: int = 1000,
-                 seed: int = 0) -> dict[str, pd.DataFrame]:
+                 seed: int = 0, alpha: float = 0.05) -> dict[str, pd.DataFrame]:
     """All summary tables by file stem (``significance`` excluded, see :func:`write_all`)."""
     out = {
         "efficiency": tb.efficiency(ranked),
@@ -26,9 +26,9 @@ def build_tables(ranked: pd.DataFrame, cells: pd.DataFrame, per_example: PerExam
         "task_leaders": tb.task_leaders(ranked, higher_is_better),
         "factor_correlations": tb.factor_correlations(ranked),
         "metric_correlations": tb.metric_correlations(ranked, higher_is_better),
-        "recommendations": tb.recommendations(ranked, margin),
+        "recommendations": tb.recommendations(ranked, margin, alpha),
         "pairwise_pvalues": pairwise_matrix(cells, per_example, higher_is_better, weights,
-                                            n_boot, seed),
+                                            n_boot, seed, "holm", alpha),
     }
     if human is not None:
         out["human_correlations"] = tb.human_correlations(per_example, ranked, human, weights)
@@ -49,7 +49,7 @@ def write_all(out_dir: Path, cells: pd.DataFrame, per_example: PerExample,
     significance = adjacent_significance(cells, per_example, higher_is_better, weights, n_boot,
                                          seed, alpha)
     tables = build_tables(ranked, cells, per_example, higher_is_better, weights, human, margin,
-                          n_boot, seed)
+                          n_boot, seed, alpha)
     paths = {"model_comparison": out_dir / "model_comparison.csv"}
     write_csv(paths["model_comparison"], ranked)
     for name, frame in {**tables, "significance": significance}.items():

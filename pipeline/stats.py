@@ -78,6 +78,22 @@ def _sign_blocks(n: int, n_perm: int, seed: int) -> tuple[Iterator[np.ndarray], 
     return blocks, False
 
 
+def _sign_flip_p(values: np.ndarray, left: np.ndarray, right: np.ndarray, count: np.ndarray,
+                 n_perm: int, seed: int) -> np.ndarray:
+    """Sign-flip p-values for the sums of ``values[:, left] - values[:, right]`` (pairwise)."""
+    observed = np.abs(values[:, left].sum(axis=0) - values[:, right].sum(axis=0))
+    threshold = observed * (1 - 1e-9)  # tolerate float round-off between equal statistics
+    blocks, exact = _sign_blocks(len(values), n_perm, seed)
+    hits = np.zeros(len(left))
+    total = 0
+    for signs in blocks:
+        flipped = signs @ values
+        hits += (np.abs(flipped[:, left] - flipped[:, right]) >= threshold).sum(axis=0)
+        total += len(signs)
+    p = hits / total if exact else (hits + 1) / (total + 1)
+    return np.where(count > 0, p, np.nan)
+
+
 def paired_permutation_test(a: np.ndarray, b: np.ndarray, n_perm: int = 1000,
                             seed: int = 0) -> float | np.ndarray:
     """Two-sided sign-flip permutation test of ``mean(a - b) == 0`` on paired examples.
@@ -88,23 +104,11 @@ def paired_permutation_test(a: np.ndarray, b: np.ndarray, n_perm: int = 1000,
     ``p = (1 + #{|perm mean| >= |observed mean|}) / (n_perm + 1)``.
     """
     a_arr = np.asarray(a, dtype=float)
-    d = _as_2d(a_arr) - _as_2d(b)
-    ok = ~np.isnan(d)
-    count = ok.sum(axis=0)
-    filled = np.where(ok, d, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        observed = np.abs(filled.sum(axis=0) / count)
-    threshold = observed * (1 - 1e-9)  # tolerate float round-off between equal statistics
-    blocks, exact = _sign_blocks(len(d), n_perm, seed)
-    hits = np.zeros(d.shape[1])
-    total = 0
-    for signs in blocks:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            perm = np.abs(signs @ filled) / count
-        hits += (perm >= threshold).sum(axis=0)
-        total += len(signs)
-    p = hits / total if exact else (hits + 1) / (total + 1)
-    p = np.where(count > 0, p, np.nan)
+    a2, b2 = _as_2d(a_arr), _as_2d(b)
+    ok = ~(np.isnan(a2) | np.isnan(b2))
+    k = a2.shape[1]
+    values = np.hstack([np.where(ok, a2, 0.0), np.where(ok, b2, 0.0)])
+    p = _sign_flip_p(values, np.arange(k), k + np.arange(k), ok.sum(axis=0), n_perm, seed)
     return float(p[0]) if a_arr.ndim == 1 else p
 
 
@@ -151,9 +155,13 @@ def pairwise_pvalues(x: np.ndarray, n_perm: int = 1000, seed: int = 0) -> np.nda
     k = x.shape[1]
     out = np.full((k, k), np.nan)
     i, j = np.triu_indices(k, 1)
-    if len(i):
+    if not len(i):
+        return out
+    if np.isnan(x).any():  # pair-specific missing examples: test each pair's own columns
         p = paired_permutation_test(x[:, i], x[:, j], n_perm, seed)
-        out[i, j] = out[j, i] = p
+    else:  # same signs, same p-values, but each cell is sign-flipped once instead of per pair
+        p = _sign_flip_p(x, i, j, np.full(len(i), len(x)), n_perm, seed)
+    out[i, j] = out[j, i] = p
     return out
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from pipeline.ranking import OVERALL, PerExample, example_overall, metric_columns
+from pipeline.ranking import OVERALL, PerExample, example_overall, metric_columns, order_best
 
 FACTORS = ["train_size", "params_b", "perplexity"]
 
@@ -27,14 +27,6 @@ def _largest_size_rows(ranked: pd.DataFrame) -> pd.DataFrame:
     """One row per model: the cell at the model's largest train size."""
     rows = ranked.sort_values(["model", "train_size"], kind="stable")
     return rows.groupby("model", sort=True).tail(1)
-
-
-def _order_best(frame: pd.DataFrame, col: str, higher: bool) -> pd.DataFrame:
-    """Rows with a value in ``col``, best first (ties by model, then train_size)."""
-    sub = frame[frame[col].notna()]
-    key = -sub[col].astype(float) if higher else sub[col].astype(float)
-    return sub.assign(_k=key).sort_values(["_k", "model", "train_size"], kind="stable").drop(
-        columns="_k")
 
 
 def pareto_front(score: np.ndarray, params: np.ndarray) -> np.ndarray:
@@ -58,8 +50,7 @@ def efficiency(ranked: pd.DataFrame) -> pd.DataFrame:
         per_b = out[OVERALL] / out["params_b"].where(out["params_b"] > 0)
     out["score_per_billion"] = per_b
     out["pareto"] = pareto_front(out[OVERALL].to_numpy(), out["params_b"].to_numpy())
-    return _order_best(out, OVERALL, True).pipe(
-        lambda d: pd.concat([d, out[out[OVERALL].isna()]])).reset_index(drop=True)
+    return order_best(out, OVERALL, keep_missing=True).reset_index(drop=True)
 
 
 def scaling(ranked: pd.DataFrame) -> pd.DataFrame:
@@ -81,7 +72,7 @@ def train_size_summary(ranked: pd.DataFrame) -> pd.DataFrame:
     """Per train size: number of cells, mean/min/max overall score, best and worst model."""
     rows = []
     for size, grp in ranked.groupby("train_size", sort=True):
-        best = _order_best(grp, OVERALL, True)
+        best = order_best(grp, OVERALL, True)
         rows.append({
             "train_size": size, "n_cells": len(grp), "mean_score": grp[OVERALL].mean(),
             "best_model": best["model"].iloc[0] if len(best) else "",
@@ -108,7 +99,7 @@ def family_comparison(ranked: pd.DataFrame,
     """Families side by side at the largest train size of the sweep (mean over their models).
 
     Rows are overall_score, each metric and perplexity; ``best_family`` respects direction
-    (ties: alphabetical). Families with no cell at that size are absent.
+    (tied families are listed, comma-separated). Families with no cell at that size are absent.
     """
     if ranked.empty:
         return pd.DataFrame(columns=["metric", "higher_is_better", "best_family"])
@@ -119,7 +110,8 @@ def family_comparison(ranked: pd.DataFrame,
     for metric, vals in means.iterrows():
         higher = _direction(metric, higher_is_better)
         valid = vals.dropna().sort_index()
-        best = (valid.idxmax() if higher else valid.idxmin()) if len(valid) else ""
+        top = (valid.max() if higher else valid.min()) if len(valid) else np.nan
+        best = ", ".join(str(f) for f in valid.index[np.isclose(valid, top, rtol=0, atol=1e-12)])
         rows.append({"metric": metric, "higher_is_better": higher, **vals.to_dict(),
                      "best_family": best})
     return pd.DataFrame(rows, columns=["metric", "higher_is_better", *means.columns,
@@ -131,7 +123,7 @@ def task_leaders(ranked: pd.DataFrame, higher_is_better: Mapping[str, bool]) -> 
     rows = []
     for metric in _report_metrics(ranked, higher_is_better):
         higher = _direction(metric, higher_is_better)
-        order = _order_best(ranked, metric, higher)
+        order = order_best(ranked, metric, higher)
         if order.empty:
             continue
         best, worst = order.iloc[0], order.iloc[-1]
@@ -193,11 +185,13 @@ def _fmt_params(p: float) -> str:
     return f"{p:g}B parameters"
 
 
-def recommendations(ranked: pd.DataFrame, margin: float = 0.01) -> pd.DataFrame:
+def recommendations(ranked: pd.DataFrame, margin: float = 0.01,
+                    alpha: float = 0.05) -> pd.DataFrame:
     """Best overall, best score per parameter, smallest model within ``margin`` of the best,
-    lowest perplexity (when present); each with a reason computed from the data."""
+    lowest perplexity (when present); each with a reason computed from the data (``alpha`` is
+    the level of the CIs in ``ranked``, used for wording)."""
     cols = ["choice", "model", "train_size", "criterion", "value", "reason"]
-    scored = _order_best(ranked, OVERALL, True)
+    scored = order_best(ranked, OVERALL, True)
     if scored.empty:
         return pd.DataFrame(columns=cols)
     rows = []
@@ -205,7 +199,8 @@ def recommendations(ranked: pd.DataFrame, margin: float = 0.01) -> pd.DataFrame:
     n_top = int((ranked["rank_group"] == 1).sum()) if "rank_group" in ranked else 0
     ci = ""
     if pd.notna(best.get("overall_score_ci_low", np.nan)):
-        ci = f" (95% CI {best['overall_score_ci_low']:.4f}-{best['overall_score_ci_high']:.4f})"
+        ci = (f" ({100 * (1 - alpha):g}% CI {best['overall_score_ci_low']:.4f}-"
+              f"{best['overall_score_ci_high']:.4f})")
     group = (f"; {n_top} of {len(ranked)} cells are in rank group 1 (not significantly worse)"
              if n_top else "")
     rows.append(["best_overall", best["model"], best["train_size"], OVERALL, best[OVERALL],
@@ -213,7 +208,7 @@ def recommendations(ranked: pd.DataFrame, margin: float = 0.01) -> pd.DataFrame:
 
     eff = efficiency(ranked).dropna(subset=["score_per_billion"])
     if not eff.empty:
-        top = _order_best(eff, "score_per_billion", True).iloc[0]
+        top = order_best(eff, "score_per_billion", True).iloc[0]
         rows.append(["best_score_per_billion", top["model"], top["train_size"],
                      "score_per_billion", top["score_per_billion"],
                      f"Overall score {top[OVERALL]:.4f} with {_fmt_params(top['params_b'])} "
@@ -236,7 +231,7 @@ def recommendations(ranked: pd.DataFrame, margin: float = 0.01) -> pd.DataFrame:
                      small["params_b"], reason])
 
     if _has_values(ranked, "perplexity"):
-        low = _order_best(ranked, "perplexity", False).iloc[0]
+        low = order_best(ranked, "perplexity", False).iloc[0]
         rank = int(low["rank"]) if "rank" in low and pd.notna(low["rank"]) else None
         where = f" (rank {rank} of {len(ranked)})" if rank else ""
         rows.append(["lowest_perplexity", low["model"], low["train_size"], "perplexity",

@@ -14,6 +14,7 @@ write the oldest entries (by modification time; hits refresh it) are evicted.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -85,17 +86,13 @@ class EmbeddingCache:
             return None
         entry = decode_entry(data)
         if entry is None:  # corrupt: drop it, recompute
-            try:
+            with contextlib.suppress(OSError):
                 path.unlink()
-            except OSError:
-                pass
             self.misses += 1
             return None
         if self.max_bytes is not None:  # keep LRU order for eviction
-            try:
+            with contextlib.suppress(OSError):
                 os.utime(path)
-            except OSError:
-                pass
         self.hits += 1
         return entry
 
@@ -118,10 +115,8 @@ class EmbeddingCache:
                 fh.write(encode_entry(ids, emb))
             os.replace(tmp, path)
         except BaseException:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            except OSError:
-                pass
             raise
 
     def put_many(self, items: Iterable[tuple[str, np.ndarray, np.ndarray]]) -> None:

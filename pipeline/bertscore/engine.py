@@ -14,10 +14,14 @@ Definitions follow ``bert_score`` 0.3.13 (``score.py`` / ``utils.py``):
   ``mean`` averages each over the references.
 * rescaling: ``(x - b) / (1 - b)`` with ``b`` = row ``num_layers`` of the baseline file.
 
-One deliberate difference: bert_score pads the similarity matrix of a batch with zeros, so a
-token whose best cosine is negative scores 0 when its partner is padded in the batch; here a
-token's best match is the true maximum.  With contextual embeddings the best cosine is
-practically always positive, so the results agree (tests check 1e-6 against bert_score).
+Padding quirk, reproduced on purpose: bert_score scores the (candidate, reference) pairs in
+chunks of ``batch_size`` (in input order, one pair per reference) and multiplies the padded
+similarity matrix by the mask, so padded positions hold cosine 0 and take part in the max.
+A candidate token's best match is therefore ``max(0, best cosine)`` whenever the pair's
+reference is shorter than the longest reference of its chunk (and likewise for recall and
+the candidate).  This matters for short candidates against long unrelated references
+(observed differences up to 7e-4 in F1), so the engine applies the same rule with the same
+``batch_size`` to match bert_score to 1e-6.
 """
 
 from __future__ import annotations
@@ -101,12 +105,19 @@ def idf_dict(id_lists: Sequence[Sequence[int]]) -> tuple[dict[int, float], float
     return ({i: math.log((m + 1) / (c + 1)) for i, c in df.items()}, math.log(m + 1))
 
 
-def greedy_prf(c_emb: np.ndarray, c_w: np.ndarray, r_emb: np.ndarray,
-               r_w: np.ndarray) -> tuple[float, float]:
-    """Raw (P, R) of one pair: idf-weighted mean best cosine over each side's tokens."""
+def greedy_prf(c_emb: np.ndarray, c_w: np.ndarray, r_emb: np.ndarray, r_w: np.ndarray,
+               clamp_p: bool = False, clamp_r: bool = False) -> tuple[float, float]:
+    """Raw (P, R) of one pair: idf-weighted mean best cosine over each side's tokens.
+
+    ``clamp_p``/``clamp_r`` floor the best cosines at 0 (bert_score's padding quirk).
+    """
     sim = c_emb @ r_emb.T
     wp = sim.max(axis=1).astype(np.float64)
     wr = sim.max(axis=0).astype(np.float64)
+    if clamp_p:
+        np.maximum(wp, 0.0, out=wp)
+    if clamp_r:
+        np.maximum(wr, 0.0, out=wr)
     with np.errstate(invalid="ignore", divide="ignore"):
         p = float((wp * (c_w / c_w.sum())).sum())
         r = float((wr * (r_w / r_w.sum())).sum())
@@ -224,6 +235,14 @@ class BertScorer:
             return np.array([table.get(int(i), default) for i in ids], dtype=np.float64)
 
         wcache: dict[str, np.ndarray] = {}
+        # bert_score's chunking of the flattened pairs (see the module docstring)
+        bs = self.encoder.batch_size
+        c_len = [len(entries[c][0]) for c, refs in zip(candidates, references, strict=True)
+                 for _ in refs]
+        r_len = [len(entries[r][0]) for r in flat]
+        max_c = [max(c_len[i:i + bs]) for i in range(0, len(c_len), bs)]
+        max_r = [max(r_len[i:i + bs]) for i in range(0, len(r_len), bs)]
+        j = -1
         n = len(candidates)
         out = np.zeros((n, 3), dtype=np.float64)
         n_empty = 0
@@ -238,7 +257,9 @@ class BertScorer:
                 r_w = wcache.get(ref)
                 if r_w is None:
                     r_w = wcache[ref] = weights(r_ids)
-                p, r = greedy_prf(c_emb, c_w, r_emb, r_w)
+                j += 1
+                p, r = greedy_prf(c_emb, c_w, r_emb, r_w, clamp_p=r_len[j] < max_r[j // bs],
+                                  clamp_r=c_len[j] < max_c[j // bs])
                 with np.errstate(invalid="ignore", divide="ignore"):
                     f = 2 * p * r / (p + r) if (p + r) != 0 else float("nan")
                 f = 0.0 if math.isnan(f) else f

@@ -18,10 +18,11 @@ TAG_NAMES: tuple[str, ...] = tuple(sorted({*TOPIC_TAGS, *V.CROSS_TAGS, *V.DERIVE
 LEAD_STYLES = ("direct", "scene", "context")
 
 # Difficulty knobs (see docs/demo.md, "Why it scales").
-P_OWN_CUE = 0.30        # filler cue word drawn from the article's own type
+P_OWN_CUE = 0.22        # filler cue word drawn from the article's own type
 P_SECONDARY_CUE = 0.25  # ... from its secondary type (otherwise from any type)
-P_OWN_ORG = 0.55        # organisation belongs to the article's own type
-P_OWN_SUBJECT = 0.75    # event subject comes from the article's own type
+P_OWN_ORG = 0.35        # organisation belongs to the article's own type
+P_OWN_SUBJECT = 0.40    # event subject comes from the article's own type
+P_OWN_EVENT = 0.40      # frame, detail, quote and next-step wording from the own type
 P_OWN_STYLE = 0.75      # lead style follows the type's convention
 P_TYPE_NOISE = 0.05     # label replaced by the secondary type
 P_CROSS_TAG = 0.15      # each cross-cutting event occurs
@@ -59,7 +60,7 @@ def _make_record(seed: int, split: str, index: int) -> dict:
     bucket = rng.choices(("short", "medium", "long"), weights=(3, 4, 3))[0]
     draft = _Draft()
     _add_main(rng, draft, kind, slots)
-    _add_events(rng, draft, slots)
+    _add_events(rng, draft, kind, slots)
     _add_fillers(rng, draft, kind, secondary, topic, topic_type, slots, bucket)
     _arrange_lead(rng, draft, kind, secondary, topic, topic_type, slots)
     paragraphs = _paragraphs(rng, draft.lead + _shuffle_body(rng, draft.body))
@@ -103,7 +104,8 @@ def _slots(rng: random.Random, kind: str, secondary: str) -> tuple[dict[str, str
     slots = {
         "town": town, "town2": town2, "person": f"{first} {last}", "last": last,
         "person2": f"{rng.choice(V.FIRST_NAMES)} {rng.choice(V.LAST_NAMES)}",
-        "role": rng.choice(V.TYPES[kind]["roles"]), "month": rng.choice(V.MONTHS),
+        "role": rng.choice(V.TYPES[_pick_type(rng, kind, P_OWN_EVENT)]["roles"]),
+        "month": rng.choice(V.MONTHS),
         "weekday": rng.choice(V.WEEKDAYS), "year": str(year),
         "year0": str(year - rng.randint(3, 20)), "num": str(rng.randint(12, 950)),
         "num2": str(num2), "num3": str(rng.randint(1, num2 - 1)),
@@ -127,39 +129,52 @@ def _fill(template: str, slots: dict[str, str]) -> str:
 
 
 def _add_main(rng: random.Random, draft: _Draft, kind: str, slots: dict[str, str]) -> None:
-    """Main event, number detail, next step and quote, with their summary paraphrases."""
-    spec = V.TYPES[kind]
-    past, pp, pres, obj, head = rng.choice(spec["frames"])
+    """Main event, number detail, quote and next step, with their summary paraphrases.
+
+    Each part's wording comes from the own type only with probability ``P_OWN_EVENT``; the
+    chance that the summary paraphrases a part depends on the (true) type.
+    """
+    probs = V.TYPES[kind]["summary_probs"]
+    past, pp, pres, obj, head = rng.choice(_spec(rng, kind)["frames"])
     slots.update(past=past, pp=pp, pres=pres, obj=obj.format(**slots),
                  head=head.format(**slots))
     slots["main"] = _fill(rng.choice(V.MAIN_ARTICLE), slots)
     slots["title"] = _fill(rng.choice(V.TITLES), slots)
     draft.summary.append(_fill(rng.choice(V.MAIN_SUMMARY), slots))
-    detail_art, detail_sum = rng.choice(spec["details"])
+    detail_art, detail_sum = rng.choice(_spec(rng, kind)["details"])
     draft.body.append(_fill(detail_art, slots))
     slots["detail_sum"] = _fill(detail_sum, slots)
-    if rng.random() < 0.85:
+    if rng.random() < probs["detail"]:
         draft.summary.append(slots["detail_sum"])
-    quote, gist = rng.choice(spec["quotes"])
+    quote, gist = rng.choice(_spec(rng, kind)["quotes"])
     slots.update(quote=quote, gist=gist)
     if rng.random() < 0.85:
         draft.body.append(_fill(rng.choice(V.QUOTE_ARTICLE), slots))
-        if rng.random() < 0.3:
+        if rng.random() < probs["quote"]:
             draft.summary.append(_fill(rng.choice(V.QUOTE_SUMMARY), slots))
-    next_art, next_sum = rng.choice(spec["nexts"])
+    next_art, next_sum = rng.choice(_spec(rng, kind)["nexts"])
     if rng.random() < 0.8:
         draft.body.append(_fill(next_art, slots))
-        if rng.random() < 0.5:
+        if rng.random() < probs["next"]:
             draft.summary.append(_fill(next_sum, slots))
 
 
-def _add_events(rng: random.Random, draft: _Draft, slots: dict[str, str]) -> None:
-    """Cross-cutting events (funding, jobs, ...) that imply tags, plus decoy sentences."""
+def _spec(rng: random.Random, kind: str) -> dict:
+    """The own type's templates with probability ``P_OWN_EVENT``, else a random type's."""
+    return V.TYPES[_pick_type(rng, kind, P_OWN_EVENT)]
+
+
+def _add_events(rng: random.Random, draft: _Draft, kind: str, slots: dict[str, str]) -> None:
+    """Cross-cutting events (funding, jobs, ...) that imply tags, plus decoy sentences.
+
+    A type's summaries usually mention its ``summary_events`` and rarely the others.
+    """
     for tag, spec in V.CROSS_TAGS.items():
         if rng.random() < P_CROSS_TAG:
             draft.tags.append(tag)
             draft.body.append(_fill(rng.choice(spec["art"]), slots))
-            if rng.random() < 0.4:
+            p_sum = 0.85 if tag in V.TYPES[kind]["summary_events"] else 0.1
+            if rng.random() < p_sum:
                 draft.summary.insert(min(len(draft.summary), 2),
                                      _fill(rng.choice(spec["sum"]), slots))
         elif rng.random() < P_DECOY:

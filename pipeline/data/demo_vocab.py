@@ -42,7 +42,9 @@ WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", 
 # event frames (verb forms + object template), number details and next steps
 # (article wording, summary paraphrase), quotes (quote, gist), weak cue nouns and the
 # lead style ("direct": key fact first, "scene": scene-setting opener, "context": a
-# background opener).
+# background opener). ``summary_probs``: chance that the summary paraphrases the number
+# detail, the quote and the next step; ``summary_events``: cross-cutting events this type's
+# summaries usually mention.
 TYPES: dict[str, dict] = {
     "science": {
         "orgs": (("{town} Institute of Natural Sciences", "the {town} Institute"),
@@ -96,6 +98,8 @@ TYPES: dict[str, dict] = {
                  "measurement", "the archive of specimens", "academic grants", "the lecture hall",
                  "data analysis", "instruments", "theory"),
         "lead": "context",
+        "summary_probs": {"detail": 0.9, "quote": 0.4, "next": 0.2},
+        "summary_events": ("funding", "partnership", "award", "survey"),
     },
     "business": {
         "orgs": (("{town} Holdings plc", "{town} Holdings"),
@@ -149,6 +153,8 @@ TYPES: dict[str, dict] = {
                  "suppliers", "the trading floor", "margins", "quarterly results", "consumers",
                  "the boardroom", "contracts", "prices", "inflation", "economists", "exports"),
         "lead": "direct",
+        "summary_probs": {"detail": 0.95, "quote": 0.1, "next": 0.7},
+        "summary_events": ("jobs", "funding", "controversy"),
     },
     "sports": {
         "orgs": (("{town} Rovers Football Club", "{town} Rovers"),
@@ -202,6 +208,8 @@ TYPES: dict[str, dict] = {
                  "the coaching staff", "tactics", "the scoreboard", "rivals", "injuries",
                  "the champions", "the kit"),
         "lead": "scene",
+        "summary_probs": {"detail": 0.4, "quote": 0.7, "next": 0.5},
+        "summary_events": ("award", "milestone", "youth"),
     },
     "health": {
         "orgs": (("{town} General Hospital", "the hospital"),
@@ -254,6 +262,8 @@ TYPES: dict[str, dict] = {
                  "nurses", "the waiting room", "illness", "recovery", "medical records",
                  "the pharmacy", "diagnosis", "care homes", "health checks", "the GP surgery"),
         "lead": "context",
+        "summary_probs": {"detail": 0.8, "quote": 0.2, "next": 0.8},
+        "summary_events": ("safety", "funding", "survey"),
     },
     "technology": {
         "orgs": (("{town} Software Labs", "{town} Software"),
@@ -306,6 +316,8 @@ TYPES: dict[str, dict] = {
                  "the start-up scene", "devices", "programmers", "the cloud", "screens",
                  "digital tools"),
         "lead": "direct",
+        "summary_probs": {"detail": 0.7, "quote": 0.5, "next": 0.3},
+        "summary_events": ("international", "jobs", "partnership"),
     },
     "culture": {
         "orgs": (("{town} Arts Centre", "the arts centre"),
@@ -357,6 +369,8 @@ TYPES: dict[str, dict] = {
                  "the programme", "creativity", "the museum collection", "storytelling",
                  "the premiere", "the venue"),
         "lead": "scene",
+        "summary_probs": {"detail": 0.5, "quote": 0.6, "next": 0.8},
+        "summary_events": ("award", "youth", "international"),
     },
     "government": {
         "orgs": (("{town} Town Council", "the council"),
@@ -386,7 +400,8 @@ TYPES: dict[str, dict] = {
         "details": (
             ("Councillors voted {num2} to {num3} in favour after a lengthy debate.",
              "The vote was {num2} to {num3}."),
-            ("The decision affects around {num} households.", "About {num} households are affected."),
+            ("The decision affects around {num} households.",
+             "About {num} households are affected."),
             ("The scheme is expected to cost {num} thousand euros a year.",
              "It will cost {num} thousand euros annually."),
         ),
@@ -406,6 +421,8 @@ TYPES: dict[str, dict] = {
                  "the opposition", "officials", "the chamber", "legislation", "ratepayers",
                  "the minutes"),
         "lead": "direct",
+        "summary_probs": {"detail": 0.9, "quote": 0.3, "next": 0.9},
+        "summary_events": ("controversy", "survey", "safety"),
     },
     "environment": {
         "orgs": (("{town} Wildlife Trust", "the wildlife trust"),
@@ -461,6 +478,8 @@ TYPES: dict[str, dict] = {
                  "recycling", "nature reserves", "the river banks", "flooding", "moorland",
                  "the ecosystem"),
         "lead": "context",
+        "summary_probs": {"detail": 0.85, "quote": 0.2, "next": 0.6},
+        "summary_events": ("milestone", "partnership", "controversy"),
     },
 }
 

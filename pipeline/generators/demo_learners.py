@@ -19,7 +19,7 @@ from sklearn.feature_extraction.text import (
     TfidfTransformer,
     TfidfVectorizer,
 )
-from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.linear_model import SGDClassifier, SGDRegressor
 from sklearn.naive_bayes import MultinomialNB
 
 from pipeline.data.demo_corpus import TAG_NAMES, TOPIC_TAGS, TYPE_NAMES
@@ -92,6 +92,9 @@ class LeadBaseline:
 
 
 # --------------------------------------------------------------------------- retrieval
+_COMMON_WORD = r"\b[a-z][a-z-]+\b"  # lowercase words only: names of towns/people are noise
+
+
 @LEARNERS.register("knn", family="retrieval")
 class KnnRetrieval:
     """TF-IDF nearest neighbours: vote type and tags, extract sentences like their summaries."""
@@ -107,7 +110,8 @@ class KnnRetrieval:
         self._train = list(train)
         if not train:
             return
-        self._vec = TfidfVectorizer(sublinear_tf=True, stop_words="english",
+        self._vec = TfidfVectorizer(sublinear_tf=True, stop_words="english", lowercase=False,
+                                    token_pattern=_COMMON_WORD,
                                     min_df=min(self.min_df, len(train)))
         self._docs = self._vec.fit_transform(_articles(train))
         self._summaries = self._vec.transform([r.get("summary", "") for r in train])
@@ -172,7 +176,8 @@ def _sentence_features(sentences: list[str], kind: str) -> list[list[str]]:
                  f"len={min(len(toks) // 5, 6)}", f"first={toks[0] if toks else ''}",
                  f"quote={quoted}",
                  f"digit={any(t.isdigit() for t in toks)}"]
-        rows.append([f"w={t}" for t in toks] + shape + [f"{f}|{kind}" for f in shape])
+        rows.append([f"w={t}" for t in toks] + [f"w={t}|{kind}" for t in toks] + shape
+                     + [f"{f}|{kind}" for f in shape])
     return rows
 
 
@@ -197,16 +202,16 @@ def _nonzero(*arrays: np.ndarray) -> int:
 # --------------------------------------------------------------------------- linear
 @LEARNERS.register("linear", family="linear")
 class LinearLearner:
-    """Hashed TF-IDF logistic regressions for type/tags; ridge sentence scorers; a
+    """Hashed TF-IDF logistic regressions for type/tags; L2 linear sentence scorers; a
     logistic token-keep model that compresses the chosen sentence into a title.
 
     ``n_features`` sets the capacity (e.g. 2**12 for "linear-small", 2**16 for "-large").
     """
 
-    def __init__(self, seed: int = 0, n_features: int = 2**16, C: float = 4.0,
-                 alpha: float = 1.0, tag_threshold: float = 0.4) -> None:
-        self.seed, self.n_features, self.C = seed, n_features, C
-        self.alpha, self.tag_threshold = alpha, tag_threshold
+    def __init__(self, seed: int = 0, n_features: int = 2**16, l2: float = 1e-4,
+                 epochs: int = 6, tag_threshold: float = 0.4) -> None:
+        self.seed, self.n_features, self.l2, self.epochs = seed, n_features, l2, epochs
+        self.tag_threshold = tag_threshold
         self._fallback = LeadBaseline(seed)
         self._fitted = False
 
@@ -219,8 +224,7 @@ class LinearLearner:
                                        alternate_sign=False, norm=None)
         self._tfidf = TfidfTransformer(sublinear_tf=True)
         docs = self._tfidf.fit_transform(self._hash.transform(_articles(train)))
-        self._type = LogisticRegression(C=self.C, max_iter=2000).fit(
-            docs, [r.get("type", "") for r in train])
+        self._type = self._classifier().fit(docs, [r.get("type", "") for r in train])
         self._tags = self._fit_tags(docs, train)
         self._hasher = FeatureHasher(n_features=self.n_features, input_type="string",
                                      alternate_sign=False)
@@ -228,19 +232,23 @@ class LinearLearner:
         self._keep = self._fit_keep(train)
         self._n_sum = _summary_length_by_type(train)
 
+    def _classifier(self) -> SGDClassifier:
+        """L2-regularised logistic regression trained by SGD (fast on hashed features)."""
+        return SGDClassifier(loss="log_loss", alpha=self.l2, max_iter=self.epochs, tol=None,
+                             random_state=self.seed)
+
     def _fit_tags(self, docs: sparse.csr_matrix,
-                  train: list[dict]) -> dict[str, LogisticRegression]:
+                  train: list[dict]) -> dict[str, SGDClassifier]:
         """One-vs-rest logistic regression per tag seen both present and absent."""
         models = {}
         for tag in sorted({t for r in train for t in r.get("tags", [])}):
             y = np.array([tag in r.get("tags", []) for r in train])
             if 0 < y.sum() < len(y):
-                models[tag] = LogisticRegression(C=self.C, solver="liblinear",
-                                                 random_state=self.seed).fit(docs, y)
+                models[tag] = self._classifier().fit(docs, y)
         return models
 
-    def _fit_scorers(self, train: list[dict]) -> tuple[Ridge, Ridge]:
-        """Ridge regressions predicting each sentence's overlap with summary and title."""
+    def _fit_scorers(self, train: list[dict]) -> tuple[SGDRegressor, SGDRegressor]:
+        """L2 linear regressions (SGD) of each sentence's overlap with summary and title."""
         rows, y_sum, y_title = [], [], []
         for r in train:
             sentences = split_sentences(r.get("article", ""))
@@ -248,9 +256,13 @@ class LinearLearner:
             y_sum += _sentence_targets(sentences, r.get("summary", ""))
             y_title += _sentence_targets(sentences, r.get("title", ""))
         x = self._hasher.transform(rows)
-        return (Ridge(alpha=self.alpha).fit(x, y_sum), Ridge(alpha=self.alpha).fit(x, y_title))
+        return self._regressor().fit(x, y_sum), self._regressor().fit(x, y_title)
 
-    def _fit_keep(self, train: list[dict]) -> LogisticRegression:
+    def _regressor(self) -> SGDRegressor:
+        return SGDRegressor(alpha=self.l2, max_iter=self.epochs, tol=None,
+                            random_state=self.seed)
+
+    def _fit_keep(self, train: list[dict]) -> SGDClassifier:
         """Token-keep classifier trained on each article's sentence closest to its title."""
         rows, keep = [], []
         for r in train:
@@ -260,8 +272,7 @@ class LinearLearner:
             toks = best.split()
             rows += _token_features(toks, r.get("type", ""))
             keep += [bool(set(tokens(t)) & ref) for t in toks]
-        return LogisticRegression(C=self.C, max_iter=2000).fit(self._hasher.transform(rows),
-                                                               keep)
+        return self._classifier().fit(self._hasher.transform(rows), keep)
 
     def predict(self, records: list[dict]) -> list[dict]:
         """Type and tags from the article; extract summary sentences; compress a title."""

