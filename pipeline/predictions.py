@@ -14,7 +14,6 @@ from pipeline.data.dataset import check_field, check_id
 from pipeline.io import InputError, read_records
 from pipeline.tasks import get_task
 
-
 HUMAN_PREFIX = "human_"
 
 

@@ -16,7 +16,7 @@ from pipeline.tables import human_correlations
 from tests.conftest import ROOT
 
 SOURCE = ROOT.parent / "shared" / "data" / "summeval" / "summeval_expert_16sys_100docs.jsonl"
-SYSTEMS = "M0,M1,M2,M5,M8,M9,M10,M11,M12,M13,M14,M15,M17,M20,M22,M23".split(",")
+SYSTEMS = [f"M{i}" for i in (0, 1, 2, 5, 8, 9, 10, 11, 12, 13, 14, 15, 17, 20, 22, 23)]
 # (metric, aspect) -> published Spearman rho, Kendall tau at summary level.
 PUBLISHED = {
     ("rouge1", "coherence"): (0.167, 0.126), ("rouge1", "consistency"): (0.160, 0.130),

@@ -49,8 +49,7 @@ class NativeBert(nn.Module):
             raise ValueError(f"num_layers must be between 0 and {total}, got {num_layers}")
         sd = load_file(str(Path(model_dir) / "model.safetensors"))
         sd = {k.removeprefix("bert."): v for k, v in sd.items()}
-        with torch.device("meta"):
-            model = cls(config, num_layers)
+        model = cls(config, num_layers)  # (a meta-device context would import torch._dynamo)
         w: dict[str, torch.Tensor] = {
             "word.weight": sd["embeddings.word_embeddings.weight"],
             "pos.weight": sd["embeddings.position_embeddings.weight"],

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from pipeline.data.dataset import Dataset
 from pipeline.data.builders import file_digest
+from pipeline.data.dataset import Dataset
 from pipeline.generators.base import Generation, MissingModelError
 from pipeline.predictions import load_predictions
 from pipeline.registry import GENERATORS
