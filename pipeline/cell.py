@@ -3,7 +3,9 @@
 Files written to ``<output_dir>/runs/<model>/<train_size>/`` (all atomically):
 ``predictions.jsonl``, ``scores.parquet``, ``metrics.json`` and, last, ``manifest.json``.
 A cell is finished when its manifest exists; a finished cell whose config hash matches is
-skipped unless ``force=true``.
+skipped unless ``force=true``. When only some settings changed, the cell recomputes only
+what they affect: predictions are reused while model, data, generator, train_size and seed
+are unchanged, and each task's metric is reused while its own options are unchanged.
 """
 
 from __future__ import annotations
@@ -14,17 +16,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from omegaconf import DictConfig
 
-from pipeline.data import load_dataset
+from pipeline.data import Dataset, load_dataset
 from pipeline.generators import Generation
 from pipeline.io import read_json, write_json, write_jsonl, write_parquet
 from pipeline.metrics.bertscore import scorer_for
 from pipeline.paths import OutputPaths, run_file
-from pipeline.predictions import validate_predictions
-from pipeline.provenance import config_hash, git_commit, package_versions, resolved
+from pipeline.predictions import load_predictions, validate_predictions
+from pipeline.provenance import (
+    config_hash,
+    generation_hash,
+    git_commit,
+    package_versions,
+    resolved,
+    score_hashes,
+)
 from pipeline.registry import GENERATORS
-from pipeline.scoring import score_cell
+from pipeline.scoring import PreviousScores, score_cell
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +50,30 @@ def is_finished(run_dir: Path, chash: str) -> bool:
         return False
     return done and all(run_file(run_dir, k).exists() for k in ("predictions", "scores",
                                                                 "metrics"))
+
+
+def _previous(run_dir: Path, cfg: DictConfig, dataset: Dataset,
+              test: list[dict]) -> tuple[Generation, PreviousScores] | None:
+    """The earlier predictions and still-valid scores of this cell, when reusable."""
+    manifest_path = run_file(run_dir, "manifest")
+    if cfg.force or not manifest_path.exists():
+        return None
+    try:
+        old = read_json(manifest_path)
+        if old.get("generation_hash") != generation_hash(cfg):
+            return None
+        ids = [r["id"] for r in test]
+        preds = load_predictions(run_file(run_dir, "predictions"), dataset.tasks, ids, ids)
+        metrics = read_json(run_file(run_dir, "metrics"))
+        table = pd.read_parquet(run_file(run_dir, "scores"))
+    except (OSError, ValueError, KeyError):
+        return None
+    gen = Generation(predictions=preds, perplexity=metrics.get("perplexity"),
+                     num_parameters=metrics.get("num_parameters"),
+                     info={**old.get("generator", {}), "reused": True})
+    old_hashes = old.get("score_hashes", {})
+    valid = {k for k, h in score_hashes(cfg).items() if old_hashes.get(k) == h}
+    return gen, PreviousScores(table, metrics.get("metrics", {}), valid)
 
 
 def _encoder(cfg: DictConfig) -> dict[str, Any] | None:
@@ -73,8 +107,13 @@ def run_cell(cfg: DictConfig) -> Path:
     start = time.perf_counter()
     dataset = load_dataset(cfg.data, paths)
     test = dataset.test_subset(cfg.data.limit)
-    log.info("%s: generating predictions for %d examples", label, len(test))
-    gen = GENERATORS.get(cfg.generator.name)(cfg, dataset, test)
+    reuse = _previous(run_dir, cfg, dataset, test)
+    if reuse:
+        log.info("%s: predictions unchanged, reusing them", label)
+        gen, previous = reuse
+    else:
+        log.info("%s: generating predictions for %d examples", label, len(test))
+        gen, previous = GENERATORS.get(cfg.generator.name)(cfg, dataset, test), None
     ids = [r["id"] for r in test]
     preds = validate_predictions(list(enumerate(gen.predictions, 1)),
                                  f"<{cfg.generator.name} generator output>", dataset.tasks,
@@ -84,12 +123,14 @@ def run_cell(cfg: DictConfig) -> Path:
     write_jsonl(run_file(run_dir, "predictions"), preds)
     log.info("%s: scoring", label)
     scores, values = score_cell(test, preds, cfg.tasks, cfg.metrics, dataset.tasks,
-                                cfg.cache_dir)
+                                cfg.cache_dir, previous)
     write_parquet(run_file(run_dir, "scores"), scores)
     write_json(run_file(run_dir, "metrics"), _metrics_record(cfg, gen, len(test), values))
     total_s = time.perf_counter() - start
     write_json(run_file(run_dir, "manifest"), {
         "config_hash": chash,
+        "generation_hash": generation_hash(cfg),
+        "score_hashes": score_hashes(cfg),
         "config": resolved(cfg),
         "model": cfg.model.name,
         "train_size": int(cfg.train_size),

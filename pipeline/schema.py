@@ -28,6 +28,10 @@ class ModelConfig:
     # Patterns may use ${model.name} and ${train_size}.
     checkpoint: str | None = None
     predictions: str | None = None
+    # generator=hf: base model of a LoRA adapter checkpoint (default: the adapter's own
+    # base_model_name_or_path) and the hub revision of a checkpoint given as a hub id.
+    base_model: str | None = None
+    revision: str | None = None
     description: str = ""
 
 
@@ -72,6 +76,23 @@ class AggregateConfig:
 
 
 @dataclass
+class PairwiseConfig:
+    """Model against model (``conf/pairwise/default.yaml``)."""
+
+    # Quality band name -> lower bound of the band (inclusive); below every bound: the lowest.
+    bands: dict[str, float] = field(default_factory=lambda: {
+        "Poor": 0.0, "Fair": 0.7, "Good": 0.8, "Excellent": 0.9})
+    n_lowest: int = 10  # lowest-agreement examples shown side by side in index.html
+
+
+@dataclass
+class DiffConfig:
+    """Sweep against sweep (``conf/diff/default.yaml``); tests use ``aggregate`` settings."""
+
+    top_k: int = 5  # report the cells that entered or left the top-k ranks
+
+
+@dataclass
 class Config:
     """The whole configuration of one cell (and of the aggregation)."""
 
@@ -81,12 +102,18 @@ class Config:
     tasks: dict[str, TaskConfig] = field(default_factory=dict)
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     aggregate: AggregateConfig = field(default_factory=AggregateConfig)
+    pairwise: PairwiseConfig = field(default_factory=PairwiseConfig)
+    diff: DiffConfig = field(default_factory=DiffConfig)
     output_dir: str = "outputs"
     cache_dir: str | None = None  # None: $PIPELINE_CACHE_DIR or the user's cache directory
     train_size: int = 2000
     seed: int = 0
     force: bool = False  # recompute cells that are already finished
     input: str | None = None  # aggregate: a per-model CSV table instead of run folders
+    candidate: str | None = None  # pairwise: run folder or predictions file being judged
+    reference: str | None = None  # pairwise: run folder or predictions file taken as truth
+    before: str | None = None  # diff: output_dir of the earlier sweep
+    after: str | None = None  # diff: output_dir of the later sweep
 
 
 def register_schema() -> None:

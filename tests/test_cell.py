@@ -114,3 +114,23 @@ def test_missing_model_says_which_key_to_set(small_cfg):
     assert "qwen3-4b" in msg and "train_size=1000" in msg
     assert "model.predictions" in msg and "model.checkpoint" in msg
     assert "predictions/qwen3-4b/1000.jsonl" in msg
+
+
+def test_changed_metric_setting_recomputes_only_that_metric(small_cfg, caplog):
+    base = ("model=demo-knn", "train_size=100", LIMIT)
+    run_dir = run_cell(small_cfg(*base))
+    macro_f1 = read_json(run_dir / "metrics.json")["metrics"]["type_macro_f1"]
+    before = pd.read_parquet(run_dir / "scores.parquet")
+    preds_before = (run_dir / "predictions.jsonl").read_bytes()
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        run_cell(small_cfg(*base, "metrics.rouge.use_stemmer=false"))
+    text = caplog.text
+    assert "predictions unchanged, reusing them" in text
+    assert "scoring summarization with rouge on" in text
+    assert "scoring summarization with bertscore: unchanged, reused" in text
+    assert "scoring tag with set_overlap: unchanged, reused" in text
+    after = pd.read_parquet(run_dir / "scores.parquet")
+    assert (run_dir / "predictions.jsonl").read_bytes() == preds_before
+    pd.testing.assert_series_equal(before["title_bertscore_f1"], after["title_bertscore_f1"])
+    assert read_json(run_dir / "metrics.json")["metrics"]["type_macro_f1"] == macro_f1

@@ -1,0 +1,186 @@
+"""A self-contained, offline HTML page of sections (reading + plotly figures / HTML snippets).
+
+plotly.js is written once beside the page (``plotly.min.js``) and referenced by relative
+path, so the page opens from disk with no network.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+
+from pipeline.io import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+PLOTLY_JS = "plotly.min.js"
+PLOT_CONFIG = {"displaylogo": False, "responsive": True}
+TEMPLATE = "plotly_white"
+
+Content = go.Figure | str
+
+
+@dataclass
+class Section:
+    """One titled block of the report: a computed reading and its figures / HTML snippets."""
+
+    title: str
+    reading: str
+    content: list[Content] = field(default_factory=list)
+
+    @property
+    def figures(self) -> list[go.Figure]:
+        return [c for c in self.content if isinstance(c, go.Figure)]
+
+
+def slug(text: str) -> str:
+    """An HTML id from a title."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "section"
+
+
+SORT_JS = """
+document.querySelectorAll('table.sortable th').forEach(function (th) {
+  th.addEventListener('click', function () {
+    var table = th.closest('table'), body = table.tBodies[0];
+    var idx = Array.prototype.indexOf.call(th.parentNode.children, th);
+    var asc = th.dataset.order !== 'asc';
+    table.querySelectorAll('th').forEach(function (h) { delete h.dataset.order; });
+    th.dataset.order = asc ? 'asc' : 'desc';
+    var key = function (row) {
+      var cell = row.children[idx], v = cell.dataset.value !== undefined
+        ? cell.dataset.value : cell.textContent;
+      var n = parseFloat(v);
+      return isNaN(n) ? v.toLowerCase() : n;
+    };
+    Array.from(body.rows).sort(function (a, b) {
+      var x = key(a), y = key(b);
+      if (typeof x !== typeof y) { x = String(x); y = String(y); }
+      return (x < y ? -1 : x > y ? 1 : 0) * (asc ? 1 : -1);
+    }).forEach(function (row) { body.appendChild(row); });
+  });
+});
+"""
+
+CSS = """
+body { font-family: system-ui, sans-serif; margin: 0 auto; max-width: 1200px; padding: 1em 2em;
+       color: #222; }
+nav ol { columns: 3; font-size: 0.9em; }
+section { border-top: 1px solid #ddd; padding-top: 0.5em; margin-top: 1.5em; }
+p.reading { background: #f6f8fa; border-left: 4px solid #4c78a8; padding: 0.6em 0.9em; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
+th, td { border: 1px solid #ddd; padding: 3px 6px; text-align: left; vertical-align: top; }
+table.sortable th { cursor: pointer; background: #f0f0f0; }
+table.sortable th[data-order=asc]::after { content: " \\25B2"; }
+table.sortable th[data-order=desc]::after { content: " \\25BC"; }
+td.text { max-width: 420px; white-space: pre-wrap; }
+.figure { margin: 0.5em 0 1em; }
+"""
+
+
+def table_html(frame: pd.DataFrame, sortable: bool = True, text_columns: tuple[str, ...] = (),
+               digits: int = 4) -> str:
+    """An escaped HTML table; numbers are rounded for display but sort by their full value."""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = []
+    for rec in frame.itertuples(index=False):
+        cells = []
+        for col, value in zip(frame.columns, rec, strict=True):
+            if isinstance(value, float):
+                shown = "" if pd.isna(value) else f"{value:.{digits}g}"
+                cells.append(f'<td data-value="{value}">{shown}</td>')
+            else:
+                cls = ' class="text"' if col in text_columns else ""
+                cells.append(f"<td{cls}>{html.escape(str(value))}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    cls = ' class="sortable"' if sortable else ""
+    return (f"<table{cls}><thead><tr>{head}</tr></thead><tbody>" + "\n".join(rows)
+            + "</tbody></table>")
+
+
+def _figure_html(fig: go.Figure, div_id: str) -> str:
+    fig.update_layout(template=TEMPLATE)
+    height = fig.layout.height or 450
+    return ('<div class="figure">'
+            + fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
+                          config=PLOT_CONFIG, default_height=f"{height}px")
+            + "</div>")
+
+
+def _section_html(section: Section, start: int) -> tuple[str, int]:
+    parts = [f'<section id="{slug(section.title)}"><h2>{html.escape(section.title)}</h2>',
+             f'<p class="reading">{html.escape(section.reading)}</p>']
+    n = start
+    for item in section.content:
+        if isinstance(item, go.Figure):
+            parts.append(_figure_html(item, f"fig-{n}"))
+            n += 1
+        else:
+            parts.append(item)
+    parts.append("</section>")
+    return "\n".join(parts), n
+
+
+def write_plotlyjs(folder: Path) -> Path:
+    """Write the installed plotly.js beside the report (only when it differs)."""
+    target = Path(folder) / PLOTLY_JS
+    script = get_plotlyjs()
+    if not target.exists() or target.stat().st_size != len(script.encode("utf-8")):
+        atomic_write_text(target, script)
+    return target
+
+
+def render(title: str, sections: list[Section]) -> str:
+    """The page's HTML text (plotly.js referenced as ``plotly.min.js`` beside it)."""
+    body, n = [], 0
+    for section in sections:
+        text, n = _section_html(section, n)
+        body.append(text)
+    toc = "".join(f'<li><a href="#{slug(s.title)}">{html.escape(s.title)}</a></li>'
+                  for s in sections)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title>
+<style>{CSS}</style>
+<script src="{PLOTLY_JS}"></script>
+</head><body data-figures="{n}">
+<h1>{html.escape(title)}</h1>
+<nav><ol>{toc}</ol></nav>
+{chr(10).join(body)}
+<script>{SORT_JS}</script>
+</body></html>
+"""
+
+
+def write_report(path: Path, title: str, sections: list[Section]) -> None:
+    """Write ``path`` (an HTML page) and ``plotly.min.js`` beside it; opens offline."""
+    path = Path(path)
+    write_plotlyjs(path.parent)
+    atomic_write_text(path, render(title, sections))
+    log.info("wrote %s (%d sections, %d figures)", path, len(sections),
+             sum(len(s.figures) for s in sections))
+
+
+def export_images(sections: list[Section], folder: Path, fmt: str = "png") -> int:
+    """Static copies of every figure (needs kaleido); returns how many were written."""
+    try:
+        import kaleido  # noqa: F401
+    except ImportError:
+        log.info("static export skipped: kaleido is not installed (pip install kaleido)")
+        return 0
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    n = 0
+    for section in sections:
+        for i, fig in enumerate(section.figures):
+            fig.write_image(folder / f"{slug(section.title)}-{i + 1}.{fmt}")
+            n += 1
+    log.info("exported %d figures to %s", n, folder)
+    return n

@@ -1,0 +1,151 @@
+"""Render the HTML report in headless Chromium (Chrome DevTools protocol over a websocket).
+
+Checks: loads from file:// with no console errors and no network requests, every figure
+draws, and a full-page screenshot is saved under the test's tmp dir.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.test_report import build_sweep_report
+
+websocket = pytest.importorskip("websocket", reason="pip install websocket-client")
+
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-default-apps", "--disable-extensions", "--hide-scrollbars",
+         "--window-size=1280,900", "--remote-debugging-port=0"]
+LOCAL = ("file://", "data:", "blob:", "about:")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Path of the Chromium binary; installed with apt when missing and we are root."""
+    path = shutil.which("chromium")
+    if path is None and hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run("apt-get update && apt-get install -y chromium", shell=True, env=env,
+                       check=False, capture_output=True, timeout=900)
+        path = shutil.which("chromium")
+    if path is None:
+        pytest.skip("chromium is not installed (apt-get install chromium needs root)")
+    return path
+
+
+class Page:
+    """A minimal CDP client for one page target: commands, and the events seen so far."""
+
+    def __init__(self, ws_url: str) -> None:
+        self.ws = websocket.create_connection(ws_url, timeout=60, suppress_origin=True)
+        self.events: list[dict] = []
+        self._id = 0
+
+    def call(self, method: str, **params: object) -> dict:
+        self._id += 1
+        self.ws.send(json.dumps({"id": self._id, "method": method, "params": params}))
+        while True:
+            msg = json.loads(self.ws.recv())
+            if msg.get("id") == self._id:
+                if "error" in msg:
+                    raise RuntimeError(f"{method}: {msg['error']}")
+                return msg.get("result", {})
+            self.events.append(msg)
+
+    def wait_for(self, method: str, timeout: float = 60) -> None:
+        end = time.time() + timeout
+        while not any(e.get("method") == method for e in self.events):
+            if time.time() > end:
+                raise TimeoutError(method)
+            self.events.append(json.loads(self.ws.recv()))
+
+    def evaluate(self, expression: str) -> object:
+        res = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        return res["result"].get("value")
+
+
+@pytest.fixture
+def browser_page(chromium: str, tmp_path: Path) -> Iterator[Page]:
+    """A fresh headless Chromium (own profile) with Page/Network/Runtime/Log enabled."""
+    profile = tmp_path / "profile"
+    proc = subprocess.Popen([chromium, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        port_file = profile / "DevToolsActivePort"
+        end = time.time() + 60
+        while not (port_file.exists() and port_file.read_text().strip()):
+            if time.time() > end or proc.poll() is not None:
+                pytest.fail("chromium did not open its DevTools port")
+            time.sleep(0.2)
+        port = int(port_file.read_text().split()[0])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=30) as resp:
+            targets = json.load(resp)
+        page = Page(next(t for t in targets if t["type"] == "page")["webSocketDebuggerUrl"])
+        for domain in ("Page", "Network", "Runtime", "Log"):
+            page.call(f"{domain}.enable")
+        yield page
+        page.ws.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+DRAWN = """Array.from(document.querySelectorAll('.js-plotly-plot')).filter(function (el) {
+  return el.querySelector('svg.main-svg') && el._fullData && el._fullData.length > 0;
+}).length"""
+
+
+def render(page: Page, html_path: Path, screenshot: Path) -> dict:
+    """Load the page, wait until every figure draws; returns counts, errors and requests."""
+    expected = len(re.findall(r'class="plotly-graph-div"', html_path.read_text()))
+    page.call("Page.navigate", url=html_path.resolve().as_uri())
+    page.wait_for("Page.loadEventFired")
+    end, drawn = time.time() + 120, 0
+    while time.time() < end:
+        drawn = page.evaluate(DRAWN)
+        if drawn >= expected:
+            break
+        time.sleep(0.5)
+    metrics = page.call("Page.getLayoutMetrics")["cssContentSize"]
+    shot = page.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
+                     clip={"x": 0, "y": 0, "width": metrics["width"],
+                           "height": min(metrics["height"], 16000), "scale": 1})
+    screenshot.write_bytes(base64.b64decode(shot["data"]))
+    events = page.events
+    requests = [e["params"]["request"]["url"] for e in events
+                if e.get("method") == "Network.requestWillBeSent"]
+    errors = [e["params"] for e in events
+              if (e.get("method") == "Runtime.exceptionThrown")
+              or (e.get("method") == "Runtime.consoleAPICalled"
+                  and e["params"]["type"] in ("error", "assert"))
+              or (e.get("method") == "Log.entryAdded"
+                  and e["params"]["entry"]["level"] == "error")]
+    return {"expected": expected, "drawn": drawn, "errors": errors,
+            "remote": [u for u in requests if not u.startswith(LOCAL)],
+            "figures_attr": int(page.evaluate("document.body.dataset.figures"))}
+
+
+@pytest.mark.parametrize("n_models", [4, 40])
+def test_report_renders_offline(browser_page: Page, tmp_path: Path, n_models: int) -> None:
+    html_path = build_sweep_report(tmp_path / "out", n_models=n_models)
+    shot = tmp_path / f"report-{n_models}.png"
+    result = render(browser_page, html_path, shot)
+    assert result["errors"] == []
+    assert result["remote"] == []
+    assert result["expected"] == result["figures_attr"] > 10
+    assert result["drawn"] == result["expected"]
+    assert shot.stat().st_size > 10_000
