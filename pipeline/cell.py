@@ -120,6 +120,8 @@ def run_cell(cfg: DictConfig) -> Path:
                                  ids, ids)
     gen_s = time.perf_counter() - start
     run_file(run_dir, "manifest").unlink(missing_ok=True)  # the cell is unfinished from here
+    for stale in run_dir.glob(".*.tmp"):  # left by a process killed mid-write
+        stale.unlink(missing_ok=True)
     write_jsonl(run_file(run_dir, "predictions"), preds)
     log.info("%s: scoring", label)
     scores, values = score_cell(test, preds, cfg.tasks, cfg.metrics, dataset.tasks,

@@ -2,7 +2,8 @@
 
 Inside a Hydra task a user error (bad file, missing predictions, bad option) is reported as
 ``error: <message>`` and recorded, so that in a multirun the other cells still run; the
-command then exits with status 2. Programming errors keep their traceback.
+command then exits with status 2. Config errors also exit 2. Programming errors keep their
+traceback (status 1).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pipeline.generators.base import MissingModelError
 
 USER_ERRORS = (InputError, MissingModelError, ConfigError, KeyError, ValueError)
 _failures: list[str] = []
+_started: list[bool] = []  # set once a task function runs: later exits are not config errors
 
 
 def message(exc: BaseException) -> str:
@@ -30,6 +32,7 @@ def catch_user_errors(label: Callable[[Any], str]) -> Callable:
     def deco(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
         @functools.wraps(fn)
         def wrapper(cfg: Any) -> Any:
+            _started.append(True)
             try:
                 return fn(cfg)
             except USER_ERRORS as exc:
@@ -44,8 +47,17 @@ def catch_user_errors(label: Callable[[Any], str]) -> Callable:
 
 
 def exit_with_failures(entry: Callable[[], object]) -> None:
-    """Run a ``@hydra.main`` entry; exit 2 listing the failures when any task failed."""
-    entry()
+    """Run a ``@hydra.main`` entry; exit 2 when any task failed or the config is invalid.
+
+    Hydra prints config composition errors (a typo in a key, a wrong type) itself and exits
+    with status 1 before any task runs; those become status 2 like every other user error.
+    """
+    try:
+        entry()
+    except SystemExit as exc:
+        if exc.code == 1 and not _started:
+            sys.exit(2)
+        raise
     if _failures:
         if len(_failures) > 1:
             print(f"error: {len(_failures)} job(s) failed:", file=sys.stderr)

@@ -93,6 +93,31 @@ class DiffConfig:
 
 
 @dataclass
+class SliceConfig:
+    """Slice heatmaps: metrics broken down by two example attributes (``meta.<key>`` or a
+    record field)."""
+
+    rows: str = "meta.length_bucket"
+    cols: str = "type"
+    metrics: list[str] = field(default_factory=lambda: ["overall_score"])
+
+
+@dataclass
+class ReportConfig:
+    """The HTML report (``conf/report/<name>.yaml``)."""
+
+    model: str | None = None  # the cell shown in detail; None: the top-ranked cell
+    train_size: int | None = None  # with model: None means the model's best-ranked cell
+    bertscore: list[str] = field(default_factory=list)  # column prefixes for the suite
+    bands: dict[str, float] = field(default_factory=dict)  # band name -> lower bound
+    slices: SliceConfig = field(default_factory=SliceConfig)
+    n_errors: int = 10
+    error_metric: str = "overall_score"
+    export_images: bool = False  # static copies of every figure (needs kaleido)
+    image_format: str = "png"
+
+
+@dataclass
 class Config:
     """The whole configuration of one cell (and of the aggregation)."""
 
@@ -102,6 +127,7 @@ class Config:
     tasks: dict[str, TaskConfig] = field(default_factory=dict)
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     aggregate: AggregateConfig = field(default_factory=AggregateConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     pairwise: PairwiseConfig = field(default_factory=PairwiseConfig)
     diff: DiffConfig = field(default_factory=DiffConfig)
     output_dir: str = "outputs"

@@ -86,10 +86,14 @@ def test_bad_predictions_file_exit_2_naming_line(tmp_path):
     assert "bad.jsonl, line 1, field 'summary'" in result.stderr
 
 
-def test_config_typo_is_a_readable_error(tmp_path):
-    result = _run("pipeline.compare", "data.limmit=3", f"output_dir={tmp_path}")
-    assert result.returncode != 0
-    assert "limmit" in result.stderr
+@pytest.mark.parametrize(("override", "named"), [("data.limmit=3", "limmit"),
+                                                  ("train_size=lots", "train_size"),
+                                                  ("model=qwen9", "qwen9")])
+def test_config_errors_exit_2_naming_the_key(tmp_path, override, named):
+    result = _run("pipeline.compare", override, f"output_dir={tmp_path}")
+    assert result.returncode == 2
+    assert named in result.stderr
+    assert not (tmp_path / "runs").exists()
 
 
 def test_aggregate_without_runs_says_what_to_do(tmp_path):

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -140,8 +140,9 @@ def render(page: Page, html_path: Path, screenshot: Path) -> dict:
 
 
 @pytest.mark.parametrize("n_models", [4, 40])
-def test_report_renders_offline(browser_page: Page, tmp_path: Path, n_models: int) -> None:
-    html_path = build_sweep_report(tmp_path / "out", n_models=n_models)
+def test_report_renders_offline(browser_page: Page, tmp_path: Path, n_models: int,
+                                compose_cfg: Callable) -> None:
+    html_path = build_sweep_report(tmp_path / "out", n_models, compose_cfg)
     shot = tmp_path / f"report-{n_models}.png"
     result = render(browser_page, html_path, shot)
     assert result["errors"] == []

@@ -1,4 +1,5 @@
-"""The ``auto`` generator: a demo learner, else precomputed predictions, else a clear error."""
+"""The ``auto`` generator: a demo learner, else precomputed predictions, else the checkpoint
+(``hf`` generator with its default options), else a clear error."""
 
 from __future__ import annotations
 
@@ -19,14 +20,11 @@ def auto(cfg: DictConfig, dataset: Dataset, test: list[dict]) -> Generation:
         return GENERATORS.get("demo")(cfg, dataset, test)
     if model.predictions and Path(model.predictions).exists():
         return GENERATORS.get("precomputed")(cfg, dataset, test)
+    if model.checkpoint and Path(model.checkpoint).exists():
+        return GENERATORS.get("hf")(cfg, dataset, test)
     where = f"model {model.name!r} at train_size={cfg.train_size}"
     pred = f"'{model.predictions}'" if model.predictions else "(not set)"
     ckpt = f"'{model.checkpoint}'" if model.checkpoint else "(not set)"
-    if model.checkpoint and Path(model.checkpoint).exists():
-        raise MissingModelError(
-            f"{where}: a checkpoint exists at {ckpt}, but this version cannot generate "
-            "from checkpoints yet; generate the outputs elsewhere and set "
-            "model.predictions=<file> (JSONL/CSV/parquet with id and task fields)")
     raise MissingModelError(
         f"{where} has nothing to evaluate: no predictions file at model.predictions={pred} "
         f"and no checkpoint at model.checkpoint={ckpt}. Set model.predictions=<file> "

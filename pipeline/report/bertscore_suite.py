@@ -230,9 +230,11 @@ def _histograms(frame: pd.DataFrame, label: str) -> Section:
                             "black: kernel density)", height=380)
     words = [f"{c} mean {'above' if d > 0 else 'below' if d < 0 else 'equal to'} median by "
              f"{abs(d):.4f}" for c, d in skews]
-    tail = ("a tail of low scores pulls the F1 mean down" if skews[2][1] < 0
-            else "a tail of high scores pulls the F1 mean up" if skews[2][1] > 0
-            else "F1 is symmetric around its centre")
+    gap, spread = skews[2][1], float(frame["f1"].std(ddof=0))
+    tail = ("F1 is roughly symmetric (mean and median within a tenth of a standard deviation)"
+            if abs(gap) <= 0.1 * spread
+            else f"a tail of {'low' if gap < 0 else 'high'} scores pulls the F1 mean "
+                 f"{'down' if gap < 0 else 'up'}")
     return Section(f"{label}: distributions",
                    "; ".join(words) + f": {tail}.", [fig])
 

@@ -1,0 +1,215 @@
+"""The ``hf`` generator: transformers from a checkpoint directory (or LoRA adapter), offline.
+
+``model.checkpoint`` is a model directory, a LoRA adapter directory (its base is
+``model.base_model`` or the adapter's ``base_model_name_or_path``) or a hub id already in the
+local cache (``model.revision``); nothing is downloaded. Prompts use the tokenizer's chat
+template when it has one. Decoding is batched with left padding; greedy unless
+``do_sample``. On CUDA the weights run in bf16 (fp16 without bf16 support), on CPU in fp32.
+
+Perplexity (``Generation.perplexity``) is ``exp(sum NLL / sum N)`` over every text task
+(summary, title) and every reference of every scored example, where the target of one
+reference is its tokens followed by the EOS token, conditioned on the same prompt as for
+generation (prompt tokens are masked with -100), NLL is the summed token negative
+log-likelihood (natural log) of the target and N its number of tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from pipeline.data.dataset import Dataset, as_reference_list
+from pipeline.errors import ConfigError
+from pipeline.generators.base import Generation, MissingModelError
+from pipeline.generators.gen_cache import digest, directory_checksum
+from pipeline.generators.prompts import Prompt
+from pipeline.generators.textgen import TextGenOptions, TextSession, parse_options
+from pipeline.paths import generation_cache_dir
+from pipeline.registry import GENERATORS
+from pipeline.tasks import get_task
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
+          "float16": torch.float16, "fp32": torch.float32, "float32": torch.float32}
+
+
+@dataclass
+class HFOptions(TextGenOptions):
+    """``generator.options`` of ``generator=hf`` (see ``conf/generator/hf.yaml``)."""
+
+    device: str = "auto"
+    dtype: str = "auto"
+    chat_template: bool = True
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
+    perplexity: bool = True
+
+
+def _device_dtype(opts: HFOptions) -> tuple[str, torch.dtype]:
+    device = opts.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if opts.dtype == "auto":
+        if not device.startswith("cuda"):
+            return device, torch.float32
+        return device, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if opts.dtype not in DTYPES:
+        raise ConfigError(f"generator.options.dtype={opts.dtype!r}; use auto or one of "
+                          f"{', '.join(DTYPES)}")
+    return device, DTYPES[opts.dtype]
+
+
+def _local(name: str, revision: str | None, key: str) -> Path:
+    """A checkpoint directory, or the local snapshot of a cached hub id (never downloads)."""
+    if Path(name).is_dir():
+        return Path(name)
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(name, revision=revision, local_files_only=True))
+    except Exception:  # not a repo id, or not in the cache: one message for both
+        raise MissingModelError(
+            f"{key}={name!r} is neither a directory nor a hub model in the local cache "
+            "(nothing is downloaded); set it to a checkpoint directory") from None
+
+
+class HFBackend:
+    """A causal LM and its tokenizer, ready for batched generation and scoring."""
+
+    def __init__(self, cfg: DictConfig, opts: HFOptions) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if not cfg.model.checkpoint:
+            raise MissingModelError(f"model {cfg.model.name!r} has no checkpoint: set "
+                                    "model.checkpoint=<dir>")
+        self.opts = opts
+        self.device, self.dtype = _device_dtype(opts)
+        ckpt = _local(str(cfg.model.checkpoint), cfg.model.revision, "model.checkpoint")
+        adapter = (ckpt / "adapter_config.json").exists()
+        base = ckpt
+        if adapter:
+            with open(ckpt / "adapter_config.json", encoding="utf-8") as fh:
+                name = cfg.model.base_model or json.load(fh).get("base_model_name_or_path")
+            if not name:
+                raise ConfigError(f"'{ckpt}' is a LoRA adapter without a base model: set "
+                                  "model.base_model=<dir>")
+            base = _local(str(name), cfg.model.revision, "model.base_model")
+        memo = generation_cache_dir(cfg.cache_dir) / "checksums.json"
+        self.info: dict[str, Any] = {
+            "backend": "hf", "checkpoint": str(ckpt), "adapter": adapter,
+            "base_model": str(base) if adapter else None, "device": self.device,
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "weights_sha256": directory_checksum(ckpt, memo),
+            "base_sha256": directory_checksum(base, memo) if adapter else None}
+        tok_dir = ckpt if any((ckpt / f).exists() for f in
+                              ("tokenizer.json", "tokenizer_config.json")) else base
+        self.tok = AutoTokenizer.from_pretrained(tok_dir, local_files_only=True)
+        self.tok.padding_side = "left"
+        if self.tok.pad_token_id is None:
+            self.tok.pad_token = self.tok.eos_token
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=self.dtype,
+                                                     local_files_only=True)
+        if adapter:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, ckpt).merge_and_unload()
+        self.model = model.to(self.device).eval()
+        self.chat = bool(opts.chat_template and self.tok.chat_template)
+        self.info["chat_template"] = self.chat
+
+    def identity(self) -> dict[str, Any]:
+        keys = ("backend", "weights_sha256", "base_sha256", "dtype", "chat_template")
+        return {k: self.info[k] for k in keys} | {
+            "device": self.device.split(":")[0],
+            "chat_template_kwargs": dict(self.opts.chat_template_kwargs)}
+
+    def _prompt_ids(self, prompt: Prompt) -> list[int]:
+        if self.chat:
+            text = self.tok.apply_chat_template(prompt.messages(), tokenize=False,
+                                                add_generation_prompt=True,
+                                                **self.opts.chat_template_kwargs)
+            return self.tok(text, add_special_tokens=False)["input_ids"]
+        return self.tok(prompt.plain())["input_ids"]
+
+    def generate(self, prompts: list[Prompt], max_new_tokens: int) -> list[str]:
+        """Batched decoding (left padding): greedy, or sampling when ``do_sample``."""
+        from transformers import GenerationConfig
+
+        ids = [self._prompt_ids(p) for p in prompts]
+        enc = self.tok.pad({"input_ids": ids}, padding=True, return_tensors="pt")
+        sampling = ({"temperature": self.opts.temperature, "top_p": self.opts.top_p}
+                    if self.opts.do_sample else {})
+        gen_cfg = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=self.opts.do_sample,
+                                   pad_token_id=self.tok.pad_token_id,
+                                   eos_token_id=self.model.generation_config.eos_token_id
+                                   or self.tok.eos_token_id, **sampling)
+        with torch.inference_mode():
+            out = self.model.generate(**enc.to(self.device), generation_config=gen_cfg)
+        new = out[:, enc["input_ids"].shape[1]:]
+        return self.tok.batch_decode(new, skip_special_tokens=True)
+
+    def nll(self, batch: list[dict]) -> list[dict]:
+        """Summed NLL and token count of each item's ``target`` given its ``prompt``."""
+        seqs, labels = [], []
+        eos = [] if self.tok.eos_token_id is None else [self.tok.eos_token_id]
+        for it in batch:
+            prompt = self._prompt_ids(it["prompt"])
+            target = self.tok(it["target"], add_special_tokens=False)["input_ids"] + eos
+            seqs.append(prompt + target)
+            labels.append([-100] * len(prompt) + target)
+        width = max(map(len, seqs))
+        pad = self.tok.pad_token_id
+        ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=self.device)
+        lab = torch.tensor([s + [-100] * (width - len(s)) for s in labels], device=self.device)
+        mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs],
+                            device=self.device)
+        with torch.inference_mode():
+            logits = self.model(input_ids=ids, attention_mask=mask).logits
+        rows = []
+        for i, it in enumerate(batch):
+            nll = torch.nn.functional.cross_entropy(logits[i, :-1].float(), lab[i, 1:],
+                                                    ignore_index=-100, reduction="sum")
+            rows.append({"key": it["key"], "id": it["id"], "task": it["task"],
+                         "nll": float(nll), "n": int((lab[i, 1:] != -100).sum())})
+        return rows
+
+
+def perplexity(session: TextSession, backend: HFBackend, test: list[dict]
+               ) -> tuple[float | None, int]:
+    """``exp(sum NLL / sum N)`` over the text references (module docstring); and N."""
+    items = []
+    for r in test:
+        for name in session.tasks:
+            task = get_task(name)
+            if task.kind != "text":
+                continue
+            prompt = session.prompts.render(name, r)
+            for ref in as_reference_list(r[task.field]):
+                items.append({"key": digest(session.key, "nll", name, prompt.messages(), ref),
+                              "id": r["id"], "task": name, "prompt": prompt, "target": ref})
+    rows = session.fill(items, session.opts.batch_size, backend.nll)
+    n = sum(row["n"] for row in rows)
+    return (math.exp(sum(row["nll"] for row in rows) / n) if n else None), n
+
+
+@GENERATORS.register("hf")
+def hf(cfg: DictConfig, dataset: Dataset, test: list[dict]) -> Generation:
+    """Generate the cell's predictions (and perplexity) with transformers."""
+    opts = parse_options(HFOptions, cfg.generator.options)
+    if opts.do_sample:
+        torch.manual_seed(int(cfg.seed))
+    backend = HFBackend(cfg, opts)
+    session = TextSession(cfg, dataset, backend, opts)
+    preds, info = session.generate(test)
+    ppl, n_tokens = perplexity(session, backend, test) if opts.perplexity else (None, 0)
+    info |= {"requests": session.finish(), "perplexity_tokens": n_tokens}
+    return Generation(predictions=preds, perplexity=ppl,
+                      num_parameters=int(backend.model.num_parameters()),
+                      info={**backend.info, **info})

@@ -1,0 +1,174 @@
+"""Shared driver of the text generators (``hf``, ``openai``): prompts -> outputs -> predictions.
+
+Every (test example, task) is one request. Requests run in batches of ``batch_size``
+examples; after each batch the raw outputs are appended to the run folder's
+``generations.partial.jsonl`` (resume after an interruption) and, for deterministic
+settings, to ``<cache>/generations/<generation key>.jsonl``. The generation key hashes the
+backend's identity (weights checksum, adapter, dtype / server and model), the prompt
+templates and labels and the generation settings, so a re-run generates nothing it already
+has. Sampled generation (``do_sample=true``) is never written to the cache.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from pipeline.data.dataset import Dataset
+from pipeline.errors import ConfigError
+from pipeline.generators.gen_cache import OutputStore, digest
+from pipeline.generators.parsing import clean_text, parse_label, parse_tags
+from pipeline.generators.prompts import Prompt, PromptSet, load_templates
+from pipeline.paths import OutputPaths, generation_cache_dir, run_file
+from pipeline.tasks import get_task
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_NEW_TOKENS = {"summarization": 160, "title": 32, "tag": 48, "type": 12}
+
+
+@dataclass
+class TextGenOptions:
+    """Options shared by the text generators (``generator.options``)."""
+
+    prompts: Any = None  # inline templates, a prompt file name/path, or None: default
+    batch_size: int = 8
+    max_new_tokens: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_MAX_NEW_TOKENS))
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    cache: bool = True
+
+    def settings(self) -> dict[str, Any]:
+        """The settings that change outputs (sampling parameters only when sampling)."""
+        sampling = ({"temperature": self.temperature, "top_p": self.top_p}
+                    if self.do_sample else {})
+        return {"max_new_tokens": dict(self.max_new_tokens), "do_sample": self.do_sample,
+                **sampling}
+
+
+OptionsT = TypeVar("OptionsT", bound=TextGenOptions)
+
+
+def parse_options(cls: type[OptionsT], options: Any) -> OptionsT:
+    """``generator.options`` checked against ``cls`` (unknown keys and bad types fail)."""
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(cls), options or {})
+        return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"generator.options: {str(exc).splitlines()[0]}") from None
+
+
+class TextBackend(Protocol):
+    """Produces one output text per prompt."""
+
+    def identity(self) -> dict[str, Any]:
+        """What the outputs depend on besides prompts and settings (weights, server...)."""
+        ...
+
+    def generate(self, prompts: list[Prompt], max_new_tokens: int) -> list[str]:
+        """One output per prompt, in order."""
+        ...
+
+
+class TextSession:
+    """Outputs of one cell's requests: looked up in the partial file and cache, or computed."""
+
+    def __init__(self, cfg: DictConfig, dataset: Dataset, backend: TextBackend,
+                 opts: TextGenOptions) -> None:
+        if opts.batch_size < 1:
+            raise ConfigError("generator.options.batch_size must be at least 1")
+        missing = [t for t in dataset.tasks if t not in opts.max_new_tokens]
+        if missing:
+            raise ConfigError(f"generator.options.max_new_tokens has no value for task(s) "
+                              f"{', '.join(missing)}")
+        self.tasks, self.opts, self.backend = list(dataset.tasks), opts, backend
+        self.prompts = PromptSet(load_templates(opts.prompts), dataset)
+        self.key = digest(backend.identity(), opts.settings(), self.prompts.digest(),
+                          int(cfg.seed))
+        run_dir = OutputPaths(cfg.output_dir).run_dir(cfg.model.name, cfg.train_size)
+        self.partial = OutputStore(run_file(run_dir, "partial"))
+        self.cached = opts.cache and not opts.do_sample
+        self.stores = [self.partial]
+        if self.cached:
+            path = generation_cache_dir(cfg.cache_dir) / f"{self.key}.jsonl"
+            self.stores.append(OutputStore(path))
+        self.rows: dict[str, dict] = {}
+        for store in reversed(self.stores):
+            self.rows.update(store.load())
+        self.counts = {"computed": 0, "reused": 0}
+
+    def fill(self, items: list[dict], per_batch: int,
+             compute: Callable[[list[dict]], list[dict]]) -> list[dict]:
+        """Rows of ``items`` (each with a ``key``); missing ones computed in batches, saved."""
+        pending = [it for it in items if it["key"] not in self.rows]
+        self.counts["reused"] += len(items) - len(pending)
+        for start in range(0, len(pending), per_batch):
+            rows = compute(pending[start:start + per_batch])
+            for store in self.stores:
+                store.append(rows)
+            self.rows.update((r["key"], r) for r in rows)
+            self.counts["computed"] += len(rows)
+            log.info("%s: %d/%d requests done", self.key[:8],
+                     start + len(rows) + len(items) - len(pending), len(items))
+        return [self.rows[it["key"]] for it in items]
+
+    def generate(self, test: list[dict]) -> tuple[list[dict], dict[str, Any]]:
+        """Predictions of ``test`` (parsed outputs) and what to report about them."""
+        items = [{"key": digest(self.key, "gen", task, prompt.messages()), "id": r["id"],
+                  "task": task, "prompt": prompt}
+                 for r in test for task in self.tasks
+                 for prompt in [self.prompts.render(task, r)]]
+        rows = self.fill(items, self.opts.batch_size * len(self.tasks), self._generate)
+        texts = {(row["id"], row["task"]): row["text"] for row in rows}
+        preds, report = self._parse(test, texts)
+        return preds, {"generation_key": self.key, "cached": self.cached, **report}
+
+    def finish(self) -> dict[str, int]:
+        """Remove the partial file (everything is in the predictions); the request counts."""
+        self.partial.path.unlink(missing_ok=True)
+        return dict(self.counts)
+
+    def _generate(self, batch: list[dict]) -> list[dict]:
+        rows = []
+        for task in self.tasks:
+            todo = [it for it in batch if it["task"] == task]
+            if not todo:
+                continue
+            outs = self.backend.generate([it["prompt"] for it in todo],
+                                         int(self.opts.max_new_tokens[task]))
+            rows += [{"key": it["key"], "id": it["id"], "task": task, "text": text}
+                     for it, text in zip(todo, outs, strict=True)]
+        return rows
+
+    def _parse(self, test: list[dict], texts: dict[tuple[str, str], str]
+               ) -> tuple[list[dict], dict[str, Any]]:
+        failures = {t: 0 for t in self.tasks if get_task(t).kind != "text"}
+        dropped = 0
+        preds = []
+        for r in test:
+            pred: dict[str, Any] = {"id": r["id"]}
+            for name in self.tasks:
+                task, text = get_task(name), texts[(r["id"], name)]
+                labels = self.prompts.labels.get(name)
+                if task.kind == "text":
+                    pred[task.field] = clean_text(text, first_line=not task.multi_sentence)
+                    continue
+                if task.kind == "set":
+                    value, unknown, ok = parse_tags(text, labels)
+                    dropped += unknown
+                else:
+                    value, ok = parse_label(text, labels)
+                pred[task.field] = value
+                failures[name] += not ok
+            preds.append(pred)
+        for name, n in failures.items():
+            if n:
+                log.warning("%s: %d of %d outputs could not be parsed into a %s (scored as "
+                            "empty/unknown)", name, n, len(test), get_task(name).kind)
+        return preds, {"parse_failures": failures, "unknown_tags_dropped": dropped}

@@ -1,0 +1,135 @@
+"""Assemble ``<output_dir>/report/index.html`` from the aggregate outputs and one cell's files."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import DictConfig
+
+from pipeline.errors import ConfigError, InputError
+from pipeline.io import read_json, read_records
+from pipeline.metrics import directions
+from pipeline.paths import OutputPaths, run_file
+from pipeline.ranking import OVERALL, cell_label, example_overall, metric_columns
+from pipeline.report import sweep_charts as sc
+from pipeline.report.bertscore_suite import bertscore_sections
+from pipeline.report.errors_table import error_section
+from pipeline.report.html import Section, export_images, write_report
+from pipeline.report.slices import slice_section
+
+log = logging.getLogger(__name__)
+
+
+def load_ranked(paths: OutputPaths) -> pd.DataFrame:
+    """``model_comparison.csv``; a clear error when aggregate has not run yet."""
+    path = paths.comparison_csv
+    if not path.exists():
+        raise InputError(path, "not found: run `python -m pipeline.aggregate "
+                               f"output_dir={paths.root}` first")
+    ranked = pd.read_csv(path)
+    missing = {"rank", "rank_group", "model", "family", "train_size", OVERALL} - set(ranked)
+    if ranked.empty or missing:
+        raise InputError(path, f"not a ranking (missing {sorted(missing)} or no rows); rerun "
+                               "`python -m pipeline.aggregate`")
+    return ranked
+
+
+def choose_cell(ranked: pd.DataFrame, model: str | None,
+                train_size: int | None) -> tuple[str, int]:
+    """The cell shown in detail: ``report.model``/``report.train_size`` or the top cell."""
+    rows = ranked if model is None else ranked[ranked["model"] == model]
+    if train_size is not None:
+        rows = rows[rows["train_size"] == int(train_size)]
+    if rows.empty:
+        cells = ", ".join(cell_label(m, t) for m, t in
+                          zip(ranked["model"], ranked["train_size"], strict=True))
+        raise ConfigError(f"report.model={model} report.train_size={train_size}: no such "
+                          f"cell in the ranking (cells: {cells})")
+    return str(rows.iloc[0]["model"]), int(rows.iloc[0]["train_size"])
+
+
+def load_examples(paths: OutputPaths, run_dir: Path) -> pd.DataFrame | None:
+    """The test records of a cell's dataset, ``meta`` flattened to ``meta.<key>`` columns."""
+    data = read_json(run_file(run_dir, "manifest")).get("config", {}).get("data", {})
+    test = (data.get("options") or {}).get("test")
+    path = Path(test) if test else paths.data_dir(data.get("name", "")) / "test.jsonl"
+    if not path.exists():
+        log.warning("test records not found at %s: slices and references are left out", path)
+        return None
+    return pd.json_normalize([rec for _, rec in read_records(path)], sep=".")
+
+
+def cell_scores(run_dir: Path, weights: dict[str, float]) -> pd.DataFrame:
+    """Per-example scores of a cell, with the per-example overall score when it can be formed."""
+    scores = pd.read_parquet(run_file(run_dir, "scores"))
+    present = {k: v for k, v in weights.items() if k in scores.columns}
+    overall = example_overall(scores, present) if present else None
+    return scores if overall is None else scores.assign(**{OVERALL: overall})
+
+
+def sweep_sections(cfg: DictConfig, paths: OutputPaths, ranked: pd.DataFrame) -> list[Section]:
+    """Leaderboard, per-task bars, perplexity, scaling, Pareto, correlations, significance."""
+    higher = directions(cfg.tasks)
+    metrics = metric_columns(ranked, higher)
+    weighted = [c for c in cfg.aggregate.weights if c in ranked.columns]
+    sections = [sc.leaderboard(ranked, weighted)]
+    for task in cfg.tasks:
+        cols = [c for c in metrics if c.startswith(f"{task}_")]
+        if cols:
+            sections.append(sc.task_bars(ranked, task, cols))
+    pv_path = paths.tables / "pairwise_pvalues.csv"
+    pvalues = pd.read_csv(pv_path) if pv_path.exists() else None
+    return [*sections, sc.perplexity(ranked), sc.scaling_chart(ranked), sc.pareto_chart(ranked),
+            sc.correlation_heatmap(ranked, higher),
+            sc.significance_matrix(pvalues, float(cfg.aggregate.alpha))]
+
+
+def cell_sections(cfg: DictConfig, paths: OutputPaths, model: str,
+                  train_size: int) -> list[Section]:
+    """BERTScore suite, slice heatmaps and error analysis of one cell."""
+    rep = cfg.report
+    run_dir = paths.run_dir(model, train_size)
+    if not run_file(run_dir, "manifest").exists():
+        raise InputError(run_dir, "no finished cell here (no manifest.json); was the run "
+                                  "folder moved after aggregate?")
+    label = cell_label(model, train_size)
+    scores = cell_scores(run_dir, dict(cfg.aggregate.weights))
+    sections = []
+    for prefix in rep.bertscore:
+        if f"{prefix}_f1" in scores.columns:
+            sections += bertscore_sections(scores, prefix, dict(rep.bands),
+                                           title=f"{label} {prefix.replace('_', ' ')}")
+        else:
+            log.info("report.bertscore: %s has no %s_f1 column; skipped", label, prefix)
+    examples = load_examples(paths, run_dir)
+    if examples is not None:
+        for metric in rep.slices.metrics:
+            if metric in scores.columns:
+                sections.append(slice_section(scores, examples, rep.slices.rows,
+                                              rep.slices.cols, metric, label))
+    if rep.error_metric not in scores.columns:
+        raise ConfigError(f"report.error_metric={rep.error_metric}: not a per-example column "
+                          f"of {label} ({', '.join(c for c in scores.columns if c != 'id')})")
+    predictions = pd.DataFrame([rec for _, rec in read_records(run_file(run_dir,
+                                                                        "predictions"))])
+    sections.append(error_section(scores, predictions, examples, rep.error_metric,
+                                  int(rep.n_errors), label))
+    return sections
+
+
+def build_report(cfg: DictConfig) -> Path:
+    """Write ``<output_dir>/report/index.html`` (and figure images when configured)."""
+    paths = OutputPaths(Path(cfg.output_dir))
+    ranked = load_ranked(paths)
+    model, train_size = choose_cell(ranked, cfg.report.model, cfg.report.train_size)
+    sections = [*sweep_sections(cfg, paths, ranked),
+                *cell_sections(cfg, paths, model, train_size)]
+    out = paths.report_dir / "index.html"
+    write_report(out, f"Model comparison: {len(ranked)} cells, detail of "
+                      f"{cell_label(model, train_size)}", sections)
+    if cfg.report.export_images:
+        export_images(sections, paths.report_dir / "figures", cfg.report.image_format)
+    print(f"report: {out}")
+    return out

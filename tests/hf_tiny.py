@@ -1,0 +1,66 @@
+"""Tiny random-initialised Llama / Qwen3 checkpoints with an offline word-level tokenizer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+from transformers import (
+    AutoModelForCausalLM,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedTokenizerFast,
+    Qwen3Config,
+    Qwen3ForCausalLM,
+)
+
+from pipeline.data.demo_corpus import build_demo_corpus
+
+SPECIALS = ["<unk>", "<pad>", "<s>", "</s>"]
+CHAT_TEMPLATE = ("{% for m in messages %}<s> {{ m['role'] }} : {{ m['content'] }} </s> "
+                 "{% endfor %}{% if add_generation_prompt %}<s> assistant : {% endif %}")
+SIZES = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+         "num_key_value_heads": 2, "intermediate_size": 64}
+
+
+def tiny_tokenizer(chat_template: str | None) -> PreTrainedTokenizerFast:
+    """A WordLevel tokenizer trained on a few demo articles and their references."""
+    train, _ = build_demo_corpus(n_train=40, n_test=0)
+    texts = [" ".join([r["article"], r["summary"], r["title"], " ".join(r["tags"]), r["type"]])
+             for r in train]
+    tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train_from_iterator(texts, trainers.WordLevelTrainer(special_tokens=SPECIALS))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>",
+                                   bos_token="<s>", eos_token="</s>")
+    if chat_template:
+        fast.chat_template = chat_template
+    return fast
+
+
+def save_tiny(kind: str, path: Path, chat_template: str | None = None) -> Path:
+    """Save a random ``llama`` or ``qwen3`` model and its tokenizer to ``path``."""
+    tok = tiny_tokenizer(chat_template)
+    ids = {"vocab_size": len(tok), "pad_token_id": tok.pad_token_id,
+           "bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id}
+    torch.manual_seed(0)
+    if kind == "llama":
+        model = LlamaForCausalLM(LlamaConfig(**SIZES, **ids))
+    else:
+        model = Qwen3ForCausalLM(Qwen3Config(**SIZES, head_dim=8, **ids))
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def save_lora(base: Path, path: Path) -> Path:
+    """Save a LoRA adapter (non-zero B, so it changes outputs) on the model at ``base``."""
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(1)
+    model = AutoModelForCausalLM.from_pretrained(base)
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                      init_lora_weights=False)
+    get_peft_model(model, lora).save_pretrained(path)
+    return path
