@@ -11,6 +11,7 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 
 from pipeline.metrics import directions
 from pipeline.paths import OutputPaths
+from pipeline.schema import register_schema
 
 REAL_MODELS = ["llama-3.2-1b", "llama-3.2-3b", "qwen3-0.6b", "qwen3-1.7b", "qwen3-4b",
                "qwen3-8b"]
@@ -65,6 +66,7 @@ def test_output_dir_redirects_every_path(compose_cfg, tmp_path):
 
 
 def test_sweep_grid_lives_in_config():
+    register_schema()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
         cfg = compose(config_name="config", return_hydra_config=True)
     params = cfg.hydra.sweeper.params
