@@ -8,6 +8,8 @@ on those ids (sign-flip permutation with ``aggregate.n_boot`` permutations, McNe
 metrics; as in :func:`pipeline.ranking.adjacent_tests`), significance at ``aggregate.alpha``
 and, when each side has a ``model_comparison.csv``, the cell's rank before and after.
 Corpus-level metrics (e.g. macro-F1) are compared on each side's own examples, untested.
+Cells whose manifests record different test-set checksums are flagged: their ids match but
+the examples behind them differ.
 Writes ``<output_dir>/diff/changes.csv`` (+ ``.md``), ``summary.json`` and ``index.html``;
 cells and example ids present on one side only are listed there and on stdout.
 """
@@ -28,9 +30,9 @@ from pipeline.cli import catch_user_errors, exit_with_failures
 from pipeline.compare_sides import IdMatch, match_ids
 from pipeline.diff_html import write_page
 from pipeline.errors import ConfigError, InputError
-from pipeline.io import write_json, write_table
+from pipeline.io import read_json, write_json, write_table
 from pipeline.metrics import directions
-from pipeline.paths import OutputPaths
+from pipeline.paths import OutputPaths, run_file
 from pipeline.ranking import OVERALL, adjacent_tests, cell_label, example_overall
 from pipeline.runs import SweepResults, load_runs
 from pipeline.schema import register_schema
@@ -74,9 +76,21 @@ def load_sweep(spec: str, key: str) -> Sweep:
     return Sweep(root, results, ranks)
 
 
+def data_checksum(sweep: Sweep, cell: Cell) -> str | None:
+    """The test-set checksum in the cell's ``manifest.json`` (None when not recorded)."""
+    manifest = read_json(run_file(OutputPaths(sweep.root).run_dir(*cell), "manifest"))
+    dataset = manifest.get("dataset") if isinstance(manifest, dict) else None
+    return dataset.get("test") if isinstance(dataset, dict) else None
+
+
+def _data_differs(before: Sweep, after: Sweep, cell: Cell) -> bool:
+    sums = data_checksum(before, cell), data_checksum(after, cell)
+    return None not in sums and sums[0] != sums[1]
+
+
 def _with_overall(frame: pd.DataFrame, weights: Mapping[str, float]) -> pd.DataFrame:
     overall = example_overall(frame, weights)
-    return frame if overall is None or OVERALL in frame else frame.assign(**{OVERALL: overall})
+    return frame if overall is None else frame.assign(**{OVERALL: overall})
 
 
 def cell_rows(before: pd.DataFrame, after: pd.DataFrame, match: IdMatch,
@@ -182,6 +196,7 @@ def _summary(cfg: DictConfig, before: Sweep, after: Sweep, shared: list[Cell],
         "only_before": [cell_label(*c) for c in before.cells if c not in shared],
         "only_after": [cell_label(*c) for c in after.cells if c not in shared],
         "left_out": {"before": before.results.problems, "after": after.results.problems},
+        "test_data_differs": [cell_label(*c) for c in shared if _data_differs(before, after, c)],
         "n_significant": {v: int((sig["verdict"] == v).sum()) for v in ("better", "worse")},
         "significant_changes": [
             {"cell": cell_label(r.model, r.train_size), "metric": r.metric,
@@ -198,6 +213,10 @@ def _print_summary(summary: dict, ids: dict[str, IdMatch], out: Path) -> None:
           f"{summary['n_significant']['better']} significant improvement(s), "
           f"{summary['n_significant']['worse']} significant regression(s) "
           f"(alpha {summary['alpha']:g})")
+    if summary["test_data_differs"]:
+        print(f"  WARNING: the test data differ (manifest checksums) in "
+              f"{len(summary['test_data_differs'])} cell(s): the same ids name different "
+              "examples, so the changes mix data and model effects")
     for key in ("only_before", "only_after"):
         if summary[key]:
             print(f"  note: {len(summary[key])} cell(s) {key.replace('_', ' in ')}: "

@@ -21,7 +21,9 @@ def _overview(summary: dict, changes: pd.DataFrame) -> Section:
                f"({summary['before']} -> {summary['after']}): {n['better']} significant "
                f"improvement(s) and {n['worse']} significant regression(s) at alpha "
                f"{summary['alpha']:g}, paired tests on the shared example ids. "
-               + ("; ".join(only) + "." if only else "No cell is on one side only."))
+               + ("; ".join(only) + "." if only else "No cell is on one side only.")
+               + (f" Warning: the test data differ in {len(summary['test_data_differs'])} "
+                  "cell(s) (manifest checksums)." if summary["test_data_differs"] else ""))
     overall = changes[changes["metric"] == OVERALL]
     return Section("Overview", reading, [table_html(overall[SHOWN])] if len(overall) else [])
 

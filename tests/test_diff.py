@@ -107,10 +107,21 @@ def test_one_sided_cells_and_ids_are_reported(small_cfg, tmp_path, capsys):
     assert summary["ids"]["m@100"]["only_in_before"] == {"count": 3,
                                                          "first": ["e00", "e01", "e02"]}
     assert summary["top_k"] is None
+    assert summary["test_data_differs"] == []
     assert set(changes["n_examples"].dropna()) == {N - 3}
     printed = capsys.readouterr().out
     assert "3 example id(s) only in before: e00, e01, e02" in printed
     assert "1 cell(s) only in after: new@500" in printed
+
+
+def test_different_test_data_are_flagged(small_cfg, tmp_path, capsys):
+    sides = [make_sweep(tmp_path / s, {("m", 100): _scores()}) for s in "ba"]
+    for side, checksum in zip(sides, ("abc", "def"), strict=True):
+        write_json(run_file(OutputPaths(side).run_dir("m", 100), "manifest"),
+                   {"dataset": {"test": checksum}})
+    _, summary = _run(small_cfg, *sides)
+    assert summary["test_data_differs"] == ["m@100"]
+    assert "WARNING: the test data differ" in capsys.readouterr().out
 
 
 def test_bad_inputs(small_cfg, tmp_path):

@@ -120,7 +120,7 @@ def test_missing_checkpoint_is_a_clear_error(small_cfg):
 def test_subprocess_qwen3(ckpts, tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "pipeline.compare", "generator=hf", "model=qwen3-0.6b",
-           f"model.checkpoint={ckpts['qwen3']}", "data.limit=4", TOKENS, *SMALL,
+           f"model.checkpoint={ckpts['qwen3']}", "data.limit=4", TOKENS, *SMALL, *NO_BERTSCORE,
            f"output_dir={out}"]
     proc = subprocess.run(cmd, cwd=ROOT, env=run_env(), capture_output=True, text=True,
                           timeout=300)

@@ -47,6 +47,8 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack")
 _OWN_LAYERS = {DEFAULT_MODEL: 6}
 
 
+PROGRESS_MIN_TEXTS = 256  # show a progress bar (on a terminal) from this many texts
+
 def known_num_layers(model: str) -> int | None:
     """Default layer for ``model``: 6 for MiniLM, else bert_score's ``model2layers`` entry."""
     if model in _OWN_LAYERS:
@@ -323,9 +325,11 @@ class Encoder:
         """Normalised float32 embeddings ``[n_tokens, dim]`` for each id list.
 
         Texts are sorted by length and batched (at most ``batch_size`` texts and about
-        ``batch_size * 64`` padded tokens per batch) so there is little padding.
+        ``batch_size * 64`` padded tokens per batch) so there is little padding. A progress
+        bar is shown on a terminal when there are many texts.
         """
         import torch
+        from tqdm.auto import tqdm
 
         out: list[np.ndarray | None] = [None] * len(id_lists)
         order = sorted(range(len(id_lists)), key=lambda i: -len(id_lists[i]))
@@ -333,7 +337,9 @@ class Encoder:
         budget = self.batch_size * 64
         model = self.model
         start = 0
-        with torch.inference_mode():
+        bar = tqdm(total=len(order), desc="BERTScore: encoding", unit="text", leave=False,
+                   disable=None if len(order) >= PROGRESS_MIN_TEXTS else True)
+        with torch.inference_mode(), bar:
             while start < len(order):
                 longest = len(id_lists[order[start]])
                 n = max(1, min(self.batch_size, budget // max(1, longest)))
@@ -355,6 +361,7 @@ class Encoder:
                 hidden = hidden.cpu().numpy()
                 for row, i in enumerate(chunk):
                     out[i] = np.ascontiguousarray(hidden[row, :len(id_lists[i])])
+                bar.update(len(chunk))
         return out  # type: ignore[return-value]
 
 
