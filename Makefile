@@ -31,6 +31,7 @@ $(STAMP): pyproject.toml
 sweep: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pipeline.compare -m output_dir=$(OUTPUT_DIR) $(ARGS)
 	HF_HUB_OFFLINE=1 $(PY) -m pipeline.aggregate output_dir=$(OUTPUT_DIR)
+	HF_HUB_OFFLINE=1 $(PY) -m pipeline.report output_dir=$(OUTPUT_DIR)
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not slow" $(ARGS)

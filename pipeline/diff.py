@@ -172,6 +172,9 @@ def diff(cfg: DictConfig) -> Path:
         raise InputError(after.root, f"no example id in common with {before.root} in any "
                                      "shared cell", field="id")
     changes = pd.DataFrame(rows)
+    for col in ("n_examples", "rank_before", "rank_after"):  # whole numbers, blank if none
+        changes[col] = pd.Series([None if pd.isna(v) else int(v) for v in changes[col]],
+                                 dtype=object)
     summary = _summary(cfg, before, after, shared, ids, changes)
     out = OutputPaths(Path(cfg.output_dir)).diff_dir
     write_table(out / "changes.csv", changes)

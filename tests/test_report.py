@@ -108,7 +108,7 @@ def test_bertscore_sections_readings_follow_the_numbers() -> None:
     sections = bertscore_sections(scores, PREFIX, title="A")
     assert len(sections) == 7 and all(isinstance(s, Section) for s in sections)
     assert all(s.title.startswith("A: ") for s in sections)
-    assert sum(len(s.figures) for s in sections) == 8
+    assert sum(len(s.figures) for s in sections) == 7
     text = {s.title.split(": ", 1)[1]: s.reading for s in sections}
     f1 = scores[f"{PREFIX}_f1"]
     assert f"mean F1 {f1.mean():.4f}" in text["per-example F1 map"]
@@ -201,14 +201,17 @@ def test_cli_without_aggregate_says_what_to_do(tmp_path: Path) -> None:
     assert "model_comparison.csv" in proc.stderr and "pipeline.aggregate" in proc.stderr
 
 
-def test_cli_writes_the_report_and_skips_export_without_kaleido(four: Path) -> None:
-    out = four.parent.parent
-    proc = subprocess.run([sys.executable, "-m", "pipeline.report", f"output_dir={out}",
-                           "report.export_images=true", "report.model=m00"],
-                          cwd=ROOT, env=run_env(), capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 0, proc.stderr
-    assert "Error analysis: m00@2000" in four.read_text()
+def test_model_choice_and_export_without_kaleido(four: Path, compose_cfg: Callable,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    cfg = compose_cfg(f"output_dir={four.parent.parent}", "report.export_images=true",
+                      "report.model=m00", "report.error_metric=tag_f1", "report.n_errors=3")
+    with caplog.at_level("INFO"):
+        build_report(cfg)
+    page = four.read_text()
+    assert "Error analysis: m00@2000" in page and "The 3 lowest-scoring of 24" in page
     try:
         import kaleido  # noqa: F401
     except ImportError:
-        assert "kaleido is not installed" in proc.stdout + proc.stderr
+        assert "kaleido is not installed" in caplog.text
+    else:
+        assert list((four.parent / "figures").glob("*.png"))

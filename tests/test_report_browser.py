@@ -150,3 +150,14 @@ def test_report_renders_offline(browser_page: Page, tmp_path: Path, n_models: in
     assert result["expected"] == result["figures_attr"] > 10
     assert result["drawn"] == result["expected"]
     assert shot.stat().st_size > 10_000
+    column = browser_page.evaluate(SORT_BY_SCORE)  # the leaderboard sorts on click
+    assert column == sorted(column)
+
+
+SORT_BY_SCORE = """(function () {
+  var table = document.querySelector('table.sortable');
+  var th = Array.from(table.querySelectorAll('th')).find(h => h.textContent === 'overall_score');
+  th.click();
+  var idx = Array.prototype.indexOf.call(th.parentNode.children, th);
+  return Array.from(table.tBodies[0].rows).map(r => parseFloat(r.children[idx].dataset.value));
+})()"""

@@ -21,6 +21,7 @@ from pipeline.report.html import Section, table_html
 
 DEFAULT_BANDS: dict[str, float] = {"Poor": 0.0, "Fair": 0.7, "Good": 0.8, "Excellent": 0.9}
 COMPONENTS = ("precision", "recall", "f1")
+BAND_SHADES = ("#d62728", "#ff7f0e", "#bcbd22", "#2ca02c", "#17becf", "#1f77b4")
 COLORS = {"precision": "#4c78a8", "recall": "#f58518", "f1": "#54a24b"}
 
 
@@ -183,14 +184,13 @@ def _correlation(frame: pd.DataFrame, label: str) -> Section:
 
 
 def _spread(frame: pd.DataFrame, label: str) -> Section:
-    box, violin = go.Figure(), go.Figure()
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("box", "violin"), shared_yaxes=True)
     for c in COMPONENTS:
-        box.add_trace(go.Box(y=frame[c], name=c, text=frame["id"], boxpoints="outliers",
-                             marker_color=COLORS[c]))
-        violin.add_trace(go.Violin(y=frame[c], name=c, box_visible=True, meanline_visible=True,
-                                   marker_color=COLORS[c]))
-    box.update_layout(title=f"{label}: box plots", showlegend=False, height=400)
-    violin.update_layout(title=f"{label}: violin plots", showlegend=False, height=400)
+        fig.add_trace(go.Box(y=frame[c], name=c, text=frame["id"], boxpoints="outliers",
+                             marker_color=COLORS[c]), row=1, col=1)
+        fig.add_trace(go.Violin(y=frame[c], name=c, box_visible=True, meanline_visible=True,
+                                marker_color=COLORS[c]), row=1, col=2)
+    fig.update_layout(title=f"{label}: box and violin plots", showlegend=False, height=420)
     q1, q3 = frame["f1"].quantile([0.25, 0.75])
     iqr = q3 - q1
     low_out = frame[frame["f1"] < q1 - 1.5 * iqr]
@@ -199,7 +199,7 @@ def _spread(frame: pd.DataFrame, label: str) -> Section:
                "lower quartile"
                + (f" (e.g. {', '.join(low_out['id'].astype(str).head(3))})."
                   if len(low_out) else "."))
-    return Section(f"{label}: spread (box and violin)", reading, [box, violin])
+    return Section(f"{label}: spread (box and violin)", reading, [fig])
 
 
 def _density(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -246,13 +246,14 @@ def _bands(frame: pd.DataFrame, label: str, bands: list[tuple[str, float]]) -> S
                            marker_color=[COLORS[c] for c in COMPONENTS],
                            text=[f"{v:.3f} ({band_of(v, mapping)})" for v in means.values()],
                            textposition="outside"))
-    for name, low in bands[1:]:
-        fig.add_hline(y=low, line={"dash": "dash", "color": "grey"},
-                      annotation_text=f"{name} ≥ {low:g}", annotation_position="right")
     top = max(bands[-1][1], max(means.values()))
+    edges = [low for _, low in bands[1:]] + [max(1.0, top)]
+    for (name, low), high, shade in zip(bands, edges, BAND_SHADES, strict=False):
+        fig.add_hrect(y0=low, y1=high, fillcolor=shade, opacity=0.15, line_width=0, layer="below",
+                      annotation_text=f"{name} ≥ {low:g}", annotation_position="right")
     fig.update_layout(title=f"{label}: average scores against quality bands",
                       yaxis={"range": [min(0.0, *means.values()), min(1.05, top + 0.1)]},
-                      height=400, showlegend=False)
+                      height=400, showlegend=False, margin={"r": 120})
     rows = [{"component": c, "mean": v, "band": band_of(v, mapping),
              **{f"to {name}": d for name, d in band_distances(v, mapping).items()}}
             for c, v in means.items()]

@@ -100,7 +100,7 @@ def cell_sections(cfg: DictConfig, paths: OutputPaths, model: str,
     for prefix in rep.bertscore:
         if f"{prefix}_f1" in scores.columns:
             sections += bertscore_sections(scores, prefix, dict(rep.bands),
-                                           title=f"{label} {prefix.replace('_', ' ')}")
+                                           title=prefix.replace("_", " "))
         else:
             log.info("report.bertscore: %s has no %s_f1 column; skipped", label, prefix)
     examples = load_examples(paths, run_dir)
@@ -119,12 +119,23 @@ def cell_sections(cfg: DictConfig, paths: OutputPaths, model: str,
     return sections
 
 
+def detail_intro(ranked: pd.DataFrame, model: str, train_size: int, chosen: bool) -> Section:
+    """Which cell the detail sections show, and why."""
+    row = ranked[(ranked["model"] == model) & (ranked["train_size"] == train_size)].iloc[0]
+    why = "chosen with report.model" if chosen else "the top-ranked cell"
+    reading = (f"The sections below show {cell_label(model, train_size)} in detail, {why}: "
+               f"rank {row['rank']:g} of {len(ranked)}, overall score {row[OVERALL]:.4f}. "
+               "Pick another cell with report.model=<name> report.train_size=<size>.")
+    return Section(f"Detail: {cell_label(model, train_size)}", reading)
+
+
 def build_report(cfg: DictConfig) -> Path:
     """Write ``<output_dir>/report/index.html`` (and figure images when configured)."""
     paths = OutputPaths(Path(cfg.output_dir))
     ranked = load_ranked(paths)
     model, train_size = choose_cell(ranked, cfg.report.model, cfg.report.train_size)
     sections = [*sweep_sections(cfg, paths, ranked),
+                detail_intro(ranked, model, train_size, cfg.report.model is not None),
                 *cell_sections(cfg, paths, model, train_size)]
     out = paths.report_dir / "index.html"
     write_report(out, f"Model comparison: {len(ranked)} cells, detail of "

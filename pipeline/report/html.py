@@ -71,15 +71,17 @@ document.querySelectorAll('table.sortable th').forEach(function (th) {
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 0 auto; max-width: 1200px; padding: 1em 2em;
        color: #222; }
-nav ol { columns: 3; font-size: 0.9em; }
+nav ol { columns: 2; font-size: 0.85em; }
 section { border-top: 1px solid #ddd; padding-top: 0.5em; margin-top: 1.5em; }
 p.reading { background: #f6f8fa; border-left: 4px solid #4c78a8; padding: 0.6em 0.9em; }
 table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
-th, td { border: 1px solid #ddd; padding: 3px 6px; text-align: left; vertical-align: top; }
+th, td { border: 1px solid #ddd; padding: 3px 6px; text-align: left; vertical-align: top;
+         white-space: nowrap; }
 table.sortable th { cursor: pointer; background: #f0f0f0; }
 table.sortable th[data-order=asc]::after { content: " \\25B2"; }
 table.sortable th[data-order=desc]::after { content: " \\25BC"; }
-td.text { max-width: 420px; white-space: pre-wrap; }
+td.text { min-width: 240px; max-width: 420px; white-space: pre-wrap; }
+.table-wrap { overflow-x: auto; max-width: 100%; }
 .figure { margin: 0.5em 0 1em; }
 """
 
@@ -100,8 +102,8 @@ def table_html(frame: pd.DataFrame, sortable: bool = True, text_columns: tuple[s
                 cells.append(f"<td{cls}>{html.escape(str(value))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     cls = ' class="sortable"' if sortable else ""
-    return (f"<table{cls}><thead><tr>{head}</tr></thead><tbody>" + "\n".join(rows)
-            + "</tbody></table>")
+    return (f'<div class="table-wrap"><table{cls}><thead><tr>{head}</tr></thead><tbody>'
+            + "\n".join(rows) + "</tbody></table></div>")
 
 
 def _figure_html(fig: go.Figure, div_id: str) -> str:

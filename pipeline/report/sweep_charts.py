@@ -58,11 +58,12 @@ def leaderboard(ranked: pd.DataFrame, metrics: list[str]) -> Section:
                f"{top[OVERALL]:.4f}"
                + (f" (95% CI {top[f'{OVERALL}_ci_low']:.4f}-{top[f'{OVERALL}_ci_high']:.4f})"
                   if pd.notna(top.get(f"{OVERALL}_ci_low")) else "")
-               + f"; {len(group)} cell(s) share its rank group"
-               + (", so it is not separable from "
-                  + ", ".join(cell_label(m, t) for m, t in
-                              zip(group["model"][1:4], group["train_size"][1:4], strict=True))
-                  if len(group) > 1 else ", so it is significantly ahead of the rest")
+               + (f"; {len(group) - 1} other cell(s) share its rank group, so it is not "
+                  "separable from " + ", ".join(cell_label(m, t) for m, t in
+                                                 zip(group["model"][1:4],
+                                                     group["train_size"][1:4], strict=True))
+                  if len(group) > 1 else "; it is alone in its rank group, significantly "
+                  "ahead of the next cell")
                + ". Click a column header to sort.")
     return Section("Leaderboard", reading, [table_html(table)])
 
@@ -87,8 +88,8 @@ def task_bars(ranked: pd.DataFrame, task: str, metrics: list[str]) -> Section:
                          {"xaxis.title.text": col}]} for i, col in enumerate(metrics)]
     fig.update_layout(title=f"{task}: each model's best cell (95% CI; colour = family)",
                       xaxis_title=metrics[0], height=max(320, 24 * len(best) + 140),
-                      updatemenus=[{"buttons": buttons, "x": 1, "y": 1.15,
-                                    "xanchor": "right"}], showlegend=False,
+                      updatemenus=[{"buttons": buttons, "x": 1, "y": 1.02,
+                                    "xanchor": "right", "yanchor": "bottom"}], showlegend=False,
                       margin={"l": 180})
     leaders = []
     for col in metrics:
@@ -162,8 +163,8 @@ def scaling_chart(ranked: pd.DataFrame) -> Section:
             tr.visible = fam == first
         buttons = [{"label": f, "method": "restyle",
                     "args": [{"visible": [o == f for o in owner]}]} for f in families]
-        fig.update_layout(updatemenus=[{"buttons": buttons, "x": 1, "y": 1.15,
-                                        "xanchor": "right",
+        fig.update_layout(updatemenus=[{"buttons": buttons, "x": 1, "y": 1.02,
+                                        "xanchor": "right", "yanchor": "bottom",
                                         "active": families.index(first)}])
     fig.update_layout(title="Overall score vs train size (band: 95% CI)",
                       xaxis_title="train size", yaxis_title=OVERALL, height=460)
@@ -251,7 +252,8 @@ def significance_matrix(pvalues: pd.DataFrame | None, alpha: float) -> Section:
                                colorbar={"title": "p"},
                                hovertemplate="%{y} vs %{x}: p = %{z:.4f}<extra></extra>"))
     fig.update_layout(title=f"Pairwise p-values of the overall score (Holm; dark: p < {alpha})",
-                      height=max(460, 14 * len(mat) + 260), yaxis={"autorange": "reversed"},
+                      height=max(460, 20 * len(mat) + 300),
+                      yaxis={"autorange": "reversed", "dtick": 1}, xaxis={"dtick": 1},
                       margin={"l": 200, "b": 200})
     vals = mat.to_numpy(dtype=float)
     upper = vals[np.triu_indices_from(vals, k=1)]
