@@ -179,13 +179,21 @@ def _scaling_section(ranked: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
     down = [c for c in changes if c[3] < 0]
     sig = [c for c in changes if pd.notna(c[4]) and c[4] < alpha]
     m = len(changes)
+    flat = m - len(up) - len(down)
     if len(up) == m:
         headline = f"More training data raised the overall score of every model ({m} of {m})"
     elif len(down) == m:
         headline = f"More training data lowered the overall score of every model ({m} of {m})"
+    elif not down:
+        headline = (f"More training data raised the overall score of {len(up)} of {m} models "
+                    f"and left {flat} unchanged (none fell)")
+    elif not up:
+        headline = (f"More training data lowered the overall score of {len(down)} of {m} "
+                    f"models and left {flat} unchanged (none rose)")
     else:
         headline = (f"The effect of training data is mixed: from the smallest to the largest "
-                    f"size the score rose for {len(up)} and fell for {len(down)} of {m} models")
+                    f"size the score rose for {len(up)}, fell for {len(down)} and was unchanged "
+                    f"for {flat} of {m} models")
     if any(pd.notna(c[4]) for c in changes):
         headline += (f"; {len(sig)} of these {m} changes are significant at alpha = {alpha} "
                      "(paired permutation test, Holm-adjusted over all pairs)")

@@ -56,9 +56,20 @@ def test_mixed_effect_and_significance_wording(tmp_path: Path) -> None:
     cells, per = _sweep({"a-1b": {100: 0.5, 1000: 0.8}, "b-7b": {100: 0.7, 1000: 0.69}})
     text = _analysis(tmp_path, cells, per)
     assert "effect of training data is mixed" in text
-    assert "rose for 1 and fell for 1 of 2 models" in text
+    assert "rose for 1, fell for 1 and was unchanged for 0 of 2 models" in text
     line = next(s for s in text.splitlines() if s.startswith("- b-7b: 100 -> 1000"))
     assert "not significant" in line
+
+
+def test_untrained_baseline_is_unchanged_not_mixed(tmp_path: Path) -> None:
+    cells, per = _sweep({"a-1b": {100: 0.5, 1000: 0.8}, "base-0b": {100: 0.4, 1000: 0.4}})
+    per[("base-0b", 1000)] = per[("base-0b", 100)].copy()
+    same = (cells["model"] == "base-0b")
+    cells.loc[same, ["sum_rouge", "type_accuracy"]] = cells.loc[
+        same & (cells["train_size"] == 100), ["sum_rouge", "type_accuracy"]].to_numpy()
+    text = _analysis(tmp_path, cells, per)
+    assert "mixed" not in text
+    assert "raised the overall score of 1 of 2 models and left 1 unchanged (none fell)" in text
 
 
 def test_indistinguishable_leaders_are_not_significant(tmp_path: Path) -> None:
