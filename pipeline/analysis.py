@@ -281,9 +281,11 @@ def _efficiency_section(tables: Mapping[str, pd.DataFrame]) -> str:
              for r in known[known["pareto"].astype(bool)].itertuples()]
     lines = [f"Pareto-optimal models (no other model scores at least as well with no more "
              f"parameters, at each model's largest training size): {_names(front)}."]
-    best = order_best(known, "score_per_billion").iloc[0]
-    lines.append(f"Highest score per billion parameters: {best['model']} "
-                 f"({_num(best['score_per_billion'])}).")
+    per_billion = known[np.isfinite(known["score_per_billion"].astype(float))]
+    if not per_billion.empty:
+        best = order_best(per_billion, "score_per_billion").iloc[0]
+        lines.append(f"Highest score per billion parameters: {best['model']} "
+                     f"({_num(best['score_per_billion'])}).")
     corr = tables["factor_correlations"].set_index("factor")
     if "params_b" in corr.index and pd.notna(corr.loc["params_b", "spearman"]):
         r = corr.loc["params_b"]

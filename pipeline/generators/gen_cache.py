@@ -8,6 +8,7 @@ and flushed per batch; a line cut short by an interruption is ignored on reading
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -45,15 +46,21 @@ class OutputStore:
         return rows
 
     def append(self, rows: list[dict]) -> None:
-        """Append ``rows`` and flush them to disk."""
+        """Append ``rows`` and flush them to disk, under an exclusive lock of the file.
+
+        The lock keeps rows of concurrent jobs sharing the store from interleaving.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        cut_short = self.path.exists() and self.path.stat().st_size and not self._ends_newline()
         with open(self.path, "a", encoding="utf-8") as fh:
-            if cut_short:
-                fh.write("\n")  # end the line an interruption cut short
-            fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-            fh.flush()
-            os.fsync(fh.fileno())
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                if fh.tell() and not self._ends_newline():
+                    fh.write("\n")  # end the line an interruption cut short
+                fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+                fh.flush()
+                os.fsync(fh.fileno())
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     def _ends_newline(self) -> bool:
         with open(self.path, "rb") as fh:
