@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import numpy as np
 from rouge_score import rouge_scorer
+from tqdm.auto import tqdm
 
 from pipeline.metrics.base import MetricResult, register_metric
 from pipeline.metrics.text_norm import split_sentences
 from pipeline.tasks import Task
 
 OUTPUTS = ("rouge1", "rouge2", "rougeL")
+PROGRESS_MIN_EXAMPLES = 500  # show a progress bar (on a terminal) from this many examples
 
 
 def _lines(text: str) -> str:
@@ -41,7 +43,10 @@ def rouge(task: Task, predictions: list[str], references: list[list[str]],
     scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", lcs], use_stemmer=use_stemmer)
     prep = _lines if task.multi_sentence else (lambda s: s)
     scores = np.zeros((len(predictions), 3))
-    for i, (pred, refs) in enumerate(zip(predictions, references, strict=True)):
+    pairs = tqdm(zip(predictions, references, strict=True), total=len(predictions),
+                 desc=f"ROUGE ({task.name})", unit="example", leave=False,
+                 disable=None if len(predictions) >= PROGRESS_MIN_EXAMPLES else True)
+    for i, (pred, refs) in enumerate(pairs):
         per_ref = [scorer.score(prep(ref), prep(pred)) for ref in refs]
         for j, key in enumerate(("rouge1", "rouge2", lcs)):
             values = [s[key].fmeasure for s in per_ref]
