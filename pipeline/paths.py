@@ -87,10 +87,6 @@ class OutputPaths:
         """Folder of the sweep-against-sweep comparison (``pipeline.diff``)."""
         return self.root / "diff"
 
-    @property
-    def hydra_dir(self) -> Path:
-        return self.root / "hydra"
-
 
 RUN_FILES = {
     "predictions": "predictions.jsonl",

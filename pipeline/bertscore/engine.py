@@ -26,7 +26,6 @@ the candidate).  This matters for short candidates against long unrelated refere
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
@@ -50,6 +49,7 @@ from pipeline.bertscore.encoder import (  # noqa: E402
     known_num_layers,
     resolve_model,
 )
+from pipeline.io import file_sha256  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ class BertScorer:
                     f"(lang {lang!r}){where}; pass baseline_path= or set rescale=False")
             self.baseline = read_baseline(path, self.num_layers)
             if baseline_path:
-                digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+                digest = file_sha256(path)[:12]
                 self.baseline_tag = f"-custom-rescaled(sha256:{digest})"
             else:
                 self.baseline_tag = "-rescaled"

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 from pipeline.data.dataset import Dataset, load_records
-from pipeline.io import InputError, read_json, write_json, write_jsonl
+from pipeline.io import InputError, file_sha256, read_json, write_json, write_jsonl
 from pipeline.paths import OutputPaths
 from pipeline.registry import DATASETS
 
 log = logging.getLogger(__name__)
-
-
-def file_digest(path: Path) -> str:
-    """sha256 of a file's bytes (first 16 hex digits)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 @DATASETS.register("demo")
@@ -36,15 +30,14 @@ def build_demo(cfg: DictConfig, paths: OutputPaths) -> Dataset:
         train, test = build_demo_corpus(**wanted)
         write_jsonl(train_path, train)
         write_jsonl(test_path, test)
-        write_json(info_path, {"params": wanted, "train_sha256": file_digest(train_path),
-                               "test_sha256": file_digest(test_path)})
+        write_json(info_path, {"params": wanted})  # written last: the corpus is complete
     tasks = list(cfg.tasks)
     return Dataset(
         name=cfg.name,
         train=load_records(train_path, tasks),
         test=load_records(test_path, tasks),
         tasks=tasks,
-        source={"train": file_digest(train_path), "test": file_digest(test_path)},
+        source={"train": file_sha256(train_path)[:16], "test": file_sha256(test_path)[:16]},
     )
 
 
@@ -58,9 +51,9 @@ def build_files(cfg: DictConfig, paths: OutputPaths) -> Dataset:
     test = load_records(Path(test_path), tasks)
     train_path = cfg.options.get("train")
     train = load_records(Path(train_path), tasks) if train_path else []
-    source = {"test": file_digest(Path(test_path))}
+    source = {"test": file_sha256(test_path)[:16]}
     if train_path:
-        source["train"] = file_digest(Path(train_path))
+        source["train"] = file_sha256(train_path)[:16]
     return Dataset(name=cfg.name, train=train, test=test, tasks=tasks, source=source)
 
 

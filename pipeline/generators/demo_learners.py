@@ -24,7 +24,8 @@ from sklearn.naive_bayes import MultinomialNB
 
 from pipeline.data.demo_corpus import TAG_NAMES, TOPIC_TAGS, TYPE_NAMES
 from pipeline.data.demo_vocab import TYPES
-from pipeline.generators.text_utils import overlap_precision, split_sentences, tokens
+from pipeline.generators.text_utils import overlap_precision, tokens
+from pipeline.metrics.text_norm import split_sentences
 from pipeline.registry import LEARNERS
 
 LEAD_SENTENCES = 3

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pipeline.io import atomic_write_text
+from pipeline.io import atomic_write_text, file_sha256
 
 
 def digest(*parts: Any) -> str:
@@ -68,14 +68,6 @@ class OutputStore:
             return fh.read(1) == b"\n"
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def directory_checksum(path: Path, memo_file: Path) -> str:
     """sha256 over the relative names and contents of every file under ``path``.
 
@@ -96,7 +88,7 @@ def directory_checksum(path: Path, memo_file: Path) -> str:
     entry = memo.get(str(path))
     if entry and entry.get("listing") == listing:
         return entry["sha256"]
-    checksum = digest([(str(p.relative_to(path)), _file_sha256(p)) for p in files])
+    checksum = digest([(str(p.relative_to(path)), file_sha256(p)) for p in files])
     memo[str(path)] = {"listing": listing, "sha256": checksum}
     atomic_write_text(memo_file, json.dumps(memo, indent=1, sort_keys=True) + "\n")
     return checksum

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from pipeline.data.builders import file_digest
 from pipeline.data.dataset import Dataset
 from pipeline.generators.base import Generation, MissingModelError
+from pipeline.io import file_sha256
 from pipeline.predictions import load_predictions
 from pipeline.registry import GENERATORS
 
@@ -28,5 +28,5 @@ def precomputed(cfg: DictConfig, dataset: Dataset, test: list[dict]) -> Generati
             "model.predictions=<file>")
     preds = load_predictions(path, dataset.tasks, [r["id"] for r in dataset.test],
                              [r["id"] for r in test])
-    return Generation(predictions=preds,
-                      info={"predictions_file": str(path), "predictions_sha256": file_digest(path)})
+    return Generation(predictions=preds, info={"predictions_file": str(path),
+                                               "predictions_sha256": file_sha256(path)[:16]})

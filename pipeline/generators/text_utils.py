@@ -1,16 +1,10 @@
-"""Regex sentence splitting and tokenising shared by the demo learners (no NLTK data)."""
+"""Tokenising and word-overlap helpers shared by the demo learners (no NLTK data)."""
 
 from __future__ import annotations
 
 import re
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"'])\s+")
 _TOKEN = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
-
-
-def split_sentences(text: str) -> list[str]:
-    """Split text into sentences at ``.``, ``!`` or ``?`` (optionally quoted) + whitespace."""
-    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
 
 
 def tokens(text: str) -> list[str]:

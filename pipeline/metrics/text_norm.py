@@ -5,14 +5,15 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_SENT_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+_NEXT = r"(?=[\"'(\[]?[A-Z0-9])"  # the next sentence starts with a capital or a digit
+_SENT_END = re.compile(rf"(?<=[.!?])\s+{_NEXT}|(?<=[.!?][\"')\]])\s+{_NEXT}")
 
 
 def split_sentences(text: str) -> list[str]:
     """Split on sentence-final punctuation followed by a capital or digit; keep newlines.
 
-    >>> split_sentences("Rain fell. The river rose! Was it 3 m? 4 m.")
-    ['Rain fell.', 'The river rose!', 'Was it 3 m?', '4 m.']
+    >>> split_sentences('Rain fell. She said: "It rose!" Was it 3 m? 4 m. e.g. not here.')
+    ['Rain fell.', 'She said: "It rose!"', 'Was it 3 m?', '4 m. e.g. not here.']
     """
     out: list[str] = []
     for line in text.splitlines():
