@@ -22,7 +22,7 @@ from pipeline.errors import ConfigError
 from pipeline.metrics import directions
 from pipeline.paths import OutputPaths
 from pipeline.report_tables import write_all
-from pipeline.runs import SweepResults, load_runs, load_table
+from pipeline.runs import CELL_COLUMNS, SweepResults, load_runs, load_table
 from pipeline.schema import register_schema
 
 log = logging.getLogger(__name__)
@@ -57,9 +57,7 @@ def aggregate(cfg: DictConfig) -> dict[str, Path]:
     higher = directions(cfg.tasks)
     metric_cols = [c for c in results.cells.columns if c in higher]
     unknown = [c for c in results.cells.columns
-               if c not in higher and c not in ("model", "family", "params_b", "train_size",
-                                                "overall_score", "num_parameters",
-                                                "n_examples")]
+               if c not in higher and c not in (*CELL_COLUMNS, "overall_score")]
     if unknown:
         log.warning("ignoring columns with no registered direction: %s", ", ".join(unknown))
         results.cells = results.cells.drop(columns=unknown)
