@@ -9,11 +9,12 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import InputError
+
+if TYPE_CHECKING:  # pandas is imported where a table is read, so light readers stay light
+    import pandas as pd
 
 
 def file_sha256(path: str | Path) -> str:
@@ -191,6 +192,8 @@ def read_records(path: str | Path) -> list[tuple[int, dict]]:
         rows = list(iter_jsonl(path))
         first_line = None
     elif suffix == ".csv":
+        import pandas as pd
+
         try:
             df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[],
                              encoding="utf-8")
@@ -200,6 +203,8 @@ def read_records(path: str | Path) -> list[tuple[int, dict]]:
             raise InputError(path, f"not a readable CSV: {exc}") from None
         first_line = 2
     elif suffix == ".parquet":
+        import pandas as pd
+
         try:
             df = pd.read_parquet(path)
         except Exception as exc:  # pyarrow raises several types for corrupt files

@@ -1,10 +1,12 @@
 """Benchmark: our BERTScore engine vs bert_score.score over a multirun-like sweep.
 
 ``--cells`` candidate sets x ``--examples`` examples share one reference set.  Every cell is
-scored in its OWN Python process (as a Hydra multirun would): once with our engine (shared
-on-disk cache in a temp dir, fp32 and then bf16 with a fresh cache) and once with
-``bert_score.score``.  Prints total wall times, the speed-up, the max |F1| difference, and
-the engine total divided by the bare encoder forward time over the unique texts.
+scored in its OWN Python process (as a Hydra multirun on a cluster would): once with our
+engine (shared on-disk cache in a temp dir; fp32 with the default backend, then bf16 with a
+fresh cache) and once with ``bert_score.score``.  Before that, all cells are also scored in
+one process (as ``python -m pipeline.compare -m`` runs locally).  Prints total wall times,
+the speed-up, the max |F1| difference, and the engine total divided by the bare encoder
+forward time over the unique texts (the engine's own ONNX Runtime forward, and torch's).
 
 Texts are generated deterministically (templated English sentences, ``random.Random``):
 references are 1-2 clause sentences; each cell's candidate is a perturbation of the
@@ -82,9 +84,9 @@ import json, sys, time, numpy as np
 t0 = time.perf_counter()
 from pipeline.bertscore import get_scorer
 d = json.load(open(sys.argv[1])); refs = json.load(open(sys.argv[2]))
-s = get_scorer(cache_dir=sys.argv[3], dtype=sys.argv[4])
+s = get_scorer(cache_dir=sys.argv[3], dtype=sys.argv[4], backend=sys.argv[5])
 out = s.score(d, [[r] for r in refs])
-np.save(sys.argv[5], out["f1"])
+np.save(sys.argv[6], out["f1"])
 print(json.dumps({"in_process": time.perf_counter() - t0,
                   "forward_calls": s.encoder.forward_calls}))
 """
@@ -118,28 +120,22 @@ def run_cells(kind: str, cell_files: list[Path], refs_file: Path, tmp: Path,
     return total, outs, in_proc
 
 
-def bare_forward(texts: list[str], dtype: str) -> float:
-    """Seconds of model forward alone over ``texts`` (sorted, batches of 64, loaded model)."""
-    import torch
+def bare_forward(texts: list[str], backend: str, dtype: str = "fp32") -> float:
+    """Seconds of the encoder forward alone over ``texts``, in one warm process.
 
+    The batches are the ones the engine forms (``Encoder.plan_batches`` over all the texts
+    at once), padded before the clock starts; only ``Encoder.forward`` calls are timed.
+    """
     from pipeline.bertscore.encoder import DEFAULT_MODEL, Encoder, resolve_model
 
-    enc = Encoder(resolve_model(DEFAULT_MODEL), 6, dtype=dtype)
-    ids = sorted(enc.tokenize(texts), key=len, reverse=True)
-    model = enc.model
-    batches = []
-    for i in range(0, len(ids), 64):
-        chunk = ids[i:i + 64]
-        x = torch.zeros((len(chunk), len(chunk[0])), dtype=torch.long)
-        m = torch.zeros_like(x)
-        for r, seq in enumerate(chunk):
-            x[r, :len(seq)] = torch.tensor(seq)
-            m[r, :len(seq)] = 1
-        batches.append((x, m))
+    enc = Encoder(resolve_model(DEFAULT_MODEL), 6, dtype=dtype, backend=backend,
+                  cache_dir=Path(tempfile.mkdtemp()) / "bs")
+    ids = enc.tokenize(texts)
+    batches = [enc.pad([ids[i] for i in chunk]) for chunk in enc.plan_batches(ids)]
+    enc.forward(*batches[-1])  # load the model / session outside the timing
     t = time.perf_counter()
-    with torch.inference_mode():
-        for x, m in batches:
-            model(x, attention_mask=m)
+    for x, m in batches:
+        enc.forward(x, m)
     return time.perf_counter() - t
 
 
@@ -198,36 +194,44 @@ def main() -> None:
         for c, cands in enumerate(cells):
             files.append(tmp / f"cell{c}.json")
             files[-1].write_text(json.dumps(cands))
-        fwd = bare_forward(unique, "fp32")
-        print(f"bare forward fp32 over the {len(unique)} unique texts: {fwd:.1f}s")
+        # The machine's speed drifts (shared VM): the bare forward is timed right before and
+        # right after each engine measurement, and the ratio uses the mean of the two.
+        fwd_torch = bare_forward(unique, "torch")
+        fwd = [bare_forward(unique, "onnx")]
+        print(f"bare encoder forward over the {len(unique)} unique texts: {fwd[0]:.1f}s with "
+              f"ONNX Runtime (the engine's CPU fp32 forward), {fwd_torch:.1f}s with torch")
         e1, b1, d1 = one_process(cells, refs, model_dir, tmp / "cache1", args.skip_bert_score)
+        fwd.append(bare_forward(unique, "onnx"))
+        base = (fwd[0] + fwd[1]) / 2
         print(f"one process for all cells (as pipeline.compare -m): engine {e1:.1f}s = "
-              f"{e1 / fwd:.2f}x bare forward" + ("" if b1 is None else
-              f"; bert_score.score per cell {b1:.1f}s; speed-up {b1 / e1:.2f}x; "
-              f"max |F1 diff| {d1:.2e}"))
+              f"{e1 / base:.2f}x bare forward ({fwd[0]:.1f}s before, {fwd[1]:.1f}s after)"
+              + ("" if b1 is None else f"; bert_score.score per cell {b1:.1f}s; speed-up "
+                 f"{b1 / e1:.2f}x; max |F1 diff| {d1:.2e}"))
         if args.skip_processes:
             return
         e_t, e_out, e_in = run_cells("engine-fp32", files, refs_file, tmp,
-                                     [str(tmp / "cache32"), "fp32"])
-        print(f"engine fp32: total {e_t:.1f}s (in-process {e_in:.1f}s)")
-        print(f"process per cell: engine total / bare forward = {e_t / fwd:.2f} "
-              f"(in-process / bare forward = {e_in / fwd:.2f})")
+                                     [str(tmp / "cache32"), "fp32", "auto"])
+        fwd.append(bare_forward(unique, "onnx"))
+        base = (fwd[1] + fwd[2]) / 2
+        print(f"process per cell, engine fp32: total {e_t:.1f}s (in-process {e_in:.1f}s); "
+              f"engine total / bare forward = {e_t / base:.2f} (in-process {e_in / base:.2f}; "
+              f"bare forward {fwd[1]:.1f}s before, {fwd[2]:.1f}s after)")
         if not args.skip_bert_score:
             b_t, b_out, _ = run_cells("bert_score", files, refs_file, tmp, [model_dir])
             diff = max(float(np.abs(a - b).max()) for a, b in zip(e_out, b_out, strict=True))
-            print(f"bert_score: total {b_t:.1f}s; speed-up fp32 {b_t / e_t:.2f}x; "
-                  f"max |F1 engine fp32 - bert_score| = {diff:.2e}")
+            print(f"process per cell, bert_score: total {b_t:.1f}s; speed-up fp32 "
+                  f"{b_t / e_t:.2f}x; max |F1 engine fp32 - bert_score| = {diff:.2e}")
         if not args.skip_bf16:
             h_t, h_out, h_in = run_cells("engine-bf16", files, refs_file, tmp,
-                                         [str(tmp / "cache16"), "bf16"])
+                                         [str(tmp / "cache16"), "bf16", "auto"])
             err = max(float(np.abs(a - b).max()) for a, b in zip(e_out, h_out, strict=True))
             mean_err = float(np.mean([np.abs(a - b).mean() for a, b in zip(e_out, h_out,
                                                                             strict=True)]))
-            print(f"engine bf16: total {h_t:.1f}s (in-process {h_in:.1f}s); "
-                  f"bf16 vs fp32 F1: max |diff| {err:.2e}, mean |diff| {mean_err:.2e}")
+            print(f"process per cell, engine bf16 (torch): total {h_t:.1f}s (in-process "
+                  f"{h_in:.1f}s); bf16 vs fp32 F1: max |diff| {err:.2e}, mean |diff| "
+                  f"{mean_err:.2e}")
             if not args.skip_bert_score:
                 print(f"speed-up bf16 vs bert_score: {b_t / h_t:.2f}x")
-
 
 if __name__ == "__main__":
     main()

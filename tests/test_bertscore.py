@@ -75,23 +75,27 @@ def ours(scorer: BertScorer, cands: list[str], refs: list[list[str]], **kw) -> n
     return np.stack([out["precision"], out["recall"], out["f1"]], axis=1)
 
 
+@pytest.mark.parametrize("backend", ["onnx", "torch", "transformers"])
 @pytest.mark.parametrize("idf,rescale", [(False, False), (True, False), (False, True),
                                          (True, True)])
-def test_matches_bert_score(model_dir: str, cache_dir: Path, idf: bool, rescale: bool) -> None:
-    scorer = get_scorer(idf=idf, rescale=rescale, cache_dir=cache_dir,
+def test_matches_bert_score(model_dir: str, cache_dir: Path, idf: bool, rescale: bool,
+                            backend: str) -> None:
+    scorer = get_scorer(idf=idf, rescale=rescale, cache_dir=cache_dir, backend=backend,
                         baseline_path=str(MINILM_BASELINE) if rescale else None)
     np.testing.assert_allclose(ours(scorer, CANDS, REFS), oracle(model_dir, CANDS, REFS, idf,
                                                                  rescale), atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
 @pytest.mark.parametrize("idf", [False, True])
-def test_long_texts_and_padding_quirk(model_dir: str, cache_dir: Path, idf: bool) -> None:
+def test_long_texts_and_padding_quirk(model_dir: str, cache_dir: Path, idf: bool,
+                                      backend: str) -> None:
     """> 512 tokens are truncated like bert_score; a short candidate against a long
     unrelated reference exercises bert_score's zero-padding max (differs by ~7e-4 without)."""
     cands = [LONG, LONG, "short one here", LONG + " more", "The cat sat on the mat."]
     refs = [[LONG[:2000] + " extra ending words"], ["short reference"], [LONG[:300]],
             [LONG[:1500]], [LONG]]
-    scorer = get_scorer(idf=idf, cache_dir=cache_dir)
+    scorer = get_scorer(idf=idf, cache_dir=cache_dir, backend=backend)
     np.testing.assert_allclose(ours(scorer, cands, refs), oracle(model_dir, cands, refs, idf),
                                atol=1e-6, rtol=0)
 
@@ -165,18 +169,25 @@ def test_cache_hit_skips_encoder(cache_dir: Path) -> None:
 def test_cache_clear_and_bound(tmp_path: Path) -> None:
     cache = EmbeddingCache(tmp_path, "ns")
     rng = np.random.default_rng(0)
-    for k in range(20):
+    for k in range(20):  # one pack per call
         cache.put(f"t{k}", np.arange(5), rng.standard_normal((5, 8)).astype(np.float32))
+    cache.put_many([(f"u{k}", np.arange(k + 1), np.full((k + 1, 8), k, np.float16))
+                    for k in range(3)])  # one pack of three (float16)
+    assert len(list(cache.dir.glob("*.pack"))) == 21
     size = cache.size_bytes()
     assert size > 0
     ids, emb = cache.get("t3")
     assert ids.tolist() == [0, 1, 2, 3, 4] and emb.shape == (5, 8)
-    one = size // 20
-    os.utime(cache._path("t0"), (1, 1))  # oldest
-    cache.evict(size - one)
-    assert cache.get("t0") is None and cache.get("t1") is not None
-    cache._path("t1").write_bytes(b"BSE1 truncated")  # corrupt entry -> miss
-    assert cache.get("t1") is None
+    assert EmbeddingCache(tmp_path, "ns").get("u2")[1].tolist() == [[2.0] * 8] * 3
+    assert EmbeddingCache(tmp_path, "other").get("t3") is None  # namespaces are separate
+    t0_pack = Path(cache._where[cache.key("t0")].path)
+    os.utime(t0_pack, (1, 1))  # oldest
+    cache.evict(size - t0_pack.stat().st_size)
+    fresh = EmbeddingCache(tmp_path, "ns")  # a later process
+    assert fresh.get("t0") is None and fresh.get("t1") is not None
+    t1_pack = Path(fresh._where[fresh.key("t1")].path)
+    t1_pack.write_bytes(t1_pack.read_bytes()[:-3])  # damaged pack -> miss, removed
+    assert EmbeddingCache(tmp_path, "ns").get("t1") is None and not t1_pack.exists()
     cache.clear()
     assert cache.size_bytes() == 0 and cache.get("t2") is None
 
@@ -233,6 +244,49 @@ def test_hash_and_describe_have_no_path(model_dir: str, cache_dir: Path) -> None
     assert d == {**d, "num_layers": 6, "idf": False, "rescale": False, "dtype": "fp32",
                  "ref_aggregation": "max"}
     assert get_scorer(cache_dir=cache_dir) is get_scorer(cache_dir=cache_dir)
+
+
+def test_backend_choice_and_identity(tmp_path: Path) -> None:
+    """auto = ONNX Runtime on CPU/fp32, torch for bf16; the hash and cache namespace say
+    which implementation computed the numbers; impossible combinations are errors."""
+    auto = BertScorer(cache_dir=tmp_path)
+    assert auto.encoder.impl == "onnxruntime" and "impl=onnxruntime" in auto.hash
+    torch_ = BertScorer(cache_dir=tmp_path, backend="torch")
+    assert "impl=native-bert" in torch_.hash and "torch=" in torch_.hash
+    assert auto.cache.namespace != torch_.cache.namespace
+    assert BertScorer(cache_dir=tmp_path, dtype="bf16").encoder.impl == "native-bert"
+    generic = BertScorer(cache_dir=tmp_path, backend="transformers")
+    assert "impl=transformers" in generic.hash and "hug_trans=" in generic.hash
+    with pytest.raises(ValueError, match="backend='onnx' needs"):
+        BertScorer(cache_dir=tmp_path, dtype="bf16", backend="onnx")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        BertScorer(cache_dir=tmp_path, backend="tpu")
+
+
+def test_onnx_graph_built_once_and_torch_not_imported(tmp_path: Path) -> None:
+    """The graph is written to the cache once; a later process reuses it and never imports
+    torch (the point of the backend: no ~2-3 s torch import per sweep cell)."""
+    code = textwrap.dedent(f"""
+        import json, os, sys
+        from pipeline.bertscore import BertScorer
+        s = BertScorer(cache_dir={str(tmp_path)!r})
+        out = s.score([sys.argv[1]], [["a reference sentence"]])
+        path = s.encoder.model.path
+        print(json.dumps({{"torch": "torch" in sys.modules, "graph": str(path),
+                          "mtime": os.stat(path).st_mtime_ns, "f1": float(out["f1"][0])}}))
+    """)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    runs = [json.loads(subprocess.run([sys.executable, "-c", code, text], env=env, check=True,
+                                      capture_output=True, text=True).stdout)
+            for text in ("a candidate sentence", "another candidate")]
+    assert not runs[0]["torch"] and not runs[1]["torch"]
+    assert runs[0]["graph"] == runs[1]["graph"] and runs[0]["mtime"] == runs[1]["mtime"]
+    assert [p.name for p in (tmp_path / "onnx").iterdir()] == [Path(runs[0]["graph"]).parent.name]
+    assert sorted(p.name for p in Path(runs[0]["graph"]).parent.iterdir()) == [
+        "model.onnx", "weights.bin"]
+    want = ours(get_scorer(cache_dir=tmp_path, backend="torch"), ["another candidate"],
+                [["a reference sentence"]])[0, 2]
+    assert abs(runs[1]["f1"] - want) < 1e-6
 
 
 def test_bf16_close_to_fp32(tmp_path: Path) -> None:

@@ -27,6 +27,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default="fp32")
+    p.add_argument("--backend", choices=["auto", "onnx", "torch", "transformers"],
+                   default="auto",
+                   help="forward implementation: auto = ONNX Runtime on CPU at fp32 for "
+                        "BERT-architecture encoders, else a native torch BERT, else "
+                        "transformers' AutoModel")
     p.add_argument("--ref-aggregation", choices=["max", "mean"], default="max")
     p.add_argument("--cache-dir", default=None)
     return p
@@ -80,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         scorer = get_scorer(model=args.model, num_layers=args.num_layers, idf=args.idf,
                             rescale=args.rescale, baseline_path=args.baseline_path,
                             batch_size=args.batch_size, device=args.device, dtype=args.dtype,
-                            cache_dir=args.cache_dir, ref_aggregation=args.ref_aggregation)
+                            cache_dir=args.cache_dir, ref_aggregation=args.ref_aggregation,
+                            backend=args.backend)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

