@@ -258,19 +258,16 @@ def max_length_of(spec: ModelSpec) -> int:
 # --------------------------------------------------------------------------- encoder
 
 
-def pick_impl(backend: str, spec: ModelSpec, device: str, dtype: str, num_layers: int) -> str:
+def pick_impl(backend: str, spec: ModelSpec, device: str, dtype: str) -> str:
     """The forward for a requested ``backend``: ``onnxruntime``, ``native-bert`` or
     ``transformers`` (``auto`` prefers them in that order)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    from pipeline.bertscore.onnx_bert import fits
-
     native = backend != "transformers" and _native_ok(spec)
-    onnx_ok = (native and str(device) == "cpu" and dtype == "fp32"
-               and fits(spec.config, num_layers))
+    onnx_ok = native and str(device) == "cpu" and dtype == "fp32"
     if backend == "onnx" and not onnx_ok:
         raise ValueError("backend='onnx' needs device='cpu', dtype='fp32' and a BERT-architecture "
-                         "encoder with tokenizer.json and model.safetensors (under 1.5 GB); "
+                         "encoder with tokenizer.json and model.safetensors; "
                          "use backend='auto', 'torch' or 'transformers'")
     if backend in ("auto", "onnx") and onnx_ok:
         return "onnxruntime"
@@ -289,7 +286,7 @@ class Encoder:
             raise ValueError("dtype='fp16' is only supported on CUDA; use 'bf16' or 'fp32' on CPU")
         self.spec, self.num_layers, self.device, self.dtype = spec, num_layers, device, dtype
         self.batch_size = max(1, int(batch_size))
-        self.impl = pick_impl(backend, spec, device, dtype, num_layers)
+        self.impl = pick_impl(backend, spec, device, dtype)
         self.native = self.impl != "transformers"  # tokenizers-library tokenisation
         if cache_dir is None:
             from pipeline.paths import default_cache_dir

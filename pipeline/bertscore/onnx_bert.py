@@ -26,7 +26,6 @@ from pipeline.bertscore.bert_weights import load_bert_weights
 
 GRAPH_VERSION = 1  # bump when build_graph changes what it writes
 OPSET = 20         # first opset with a Gelu operator
-MAX_WEIGHT_BYTES = 1_500_000_000  # protobuf files are limited to 2 GB
 
 
 def graph_dir(cache_dir: str | Path, stable_id: str, num_layers: int) -> Path:
@@ -164,18 +163,9 @@ class OnnxBert:
         self.session = ort.InferenceSession(str(path), options,
                                             providers=["CPUExecutionProvider"])
         self.path = path
-        self.version = ort.__version__
 
     def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         """Normalised embeddings ``[B, T, hidden]`` (float32) of int64 ``[B, T]`` inputs."""
         return self.session.run(["embeddings"], {"input_ids": input_ids,
                                                  "attention_mask": attention_mask})[0]
 
-
-def fits(config: dict, num_layers: int) -> bool:
-    """Whether the float32 graph stays under protobuf's 2 GB file limit (with margin)."""
-    h, inter = int(config["hidden_size"]), int(config["intermediate_size"])
-    rows = (int(config["vocab_size"]) + int(config["max_position_embeddings"])
-            + int(config.get("type_vocab_size", 2)))
-    per_layer = 4 * h * h + 2 * h * inter + 9 * h + inter
-    return 4 * (rows * h + num_layers * per_layer) <= MAX_WEIGHT_BYTES
