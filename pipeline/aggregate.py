@@ -14,20 +14,16 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
 
-from pipeline.cli import catch_user_errors, exit_with_failures
+from pipeline.cli import exit_with_failures, hydra_command
 from pipeline.errors import ConfigError
 from pipeline.metrics import directions
 from pipeline.paths import OutputPaths
 from pipeline.report_tables import write_all
 from pipeline.runs import CELL_COLUMNS, SweepResults, load_runs, load_table
-from pipeline.schema import register_schema
 
 log = logging.getLogger(__name__)
-register_schema()
-
 SHOWN = ("rank", "rank_group", "model", "train_size", "params_b", "overall_score")
 
 
@@ -79,8 +75,7 @@ def _print_top(csv_path: Path, n: int = 10) -> None:
     print(ranked[cols].head(n).to_string(index=False))
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-@catch_user_errors(lambda cfg: "aggregate")
+@hydra_command(lambda cfg: "aggregate")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point."""
     aggregate(cfg)

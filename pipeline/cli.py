@@ -11,11 +11,13 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ConfigError, InputError
 from pipeline.generators.base import MissingModelError
 
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 USER_ERRORS = (InputError, MissingModelError, ConfigError, KeyError, ValueError)
 _failures: list[str] = []
 _started: list[bool] = []  # set once a task function runs: later exits are not config errors
@@ -42,6 +44,25 @@ def catch_user_errors(label: Callable[[Any], str]) -> Callable:
                 return None
 
         return wrapper
+
+    return deco
+
+
+def hydra_command(label: Callable[[Any], str]) -> Callable:
+    """Make a task function a command over ``conf/config.yaml``: ``@hydra.main`` with the
+    project's schema registered, and user errors reported as ``error: <label>: ...``.
+
+    Run the result with :func:`exit_with_failures`.
+    """
+    import hydra
+
+    from pipeline.schema import register_schema
+
+    register_schema()
+
+    def deco(fn: Callable[[Any], Any]) -> Callable[[], Any]:
+        return hydra.main(version_base="1.3", config_path=str(CONF_DIR),
+                          config_name="config")(catch_user_errors(label)(fn))
 
     return deco
 

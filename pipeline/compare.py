@@ -7,18 +7,13 @@
 
 from __future__ import annotations
 
-import hydra
 from omegaconf import DictConfig
 
 from pipeline.cell import run_cell
-from pipeline.cli import catch_user_errors, exit_with_failures
-from pipeline.schema import register_schema
-
-register_schema()
+from pipeline.cli import exit_with_failures, hydra_command
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-@catch_user_errors(lambda cfg: f"{cfg.model.name} @ train_size={cfg.train_size}")
+@hydra_command(lambda cfg: f"{cfg.model.name} @ train_size={cfg.train_size}")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point: one cell per job."""
     run_cell(cfg)

@@ -21,12 +21,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import hydra
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from pipeline.cli import catch_user_errors, exit_with_failures
+from pipeline.cli import exit_with_failures, hydra_command
 from pipeline.compare_sides import IdMatch, match_ids
 from pipeline.diff_html import write_page
 from pipeline.errors import ConfigError, InputError
@@ -35,11 +34,8 @@ from pipeline.metrics import directions
 from pipeline.paths import OutputPaths, run_file
 from pipeline.ranking import OVERALL, adjacent_tests, cell_label, example_overall
 from pipeline.runs import SweepResults, load_runs
-from pipeline.schema import register_schema
 
 log = logging.getLogger(__name__)
-register_schema()
-
 Cell = tuple[str, int]
 
 
@@ -239,8 +235,7 @@ def _print_summary(summary: dict, ids: dict[str, IdMatch], out: Path) -> None:
     print(f"-> {out}")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-@catch_user_errors(lambda cfg: "diff")
+@hydra_command(lambda cfg: "diff")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point."""
     diff(cfg)

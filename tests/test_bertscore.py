@@ -251,6 +251,7 @@ def test_backend_choice_and_identity(tmp_path: Path) -> None:
     which implementation computed the numbers; impossible combinations are errors."""
     auto = BertScorer(cache_dir=tmp_path)
     assert auto.encoder.impl == "onnxruntime" and "impl=onnxruntime" in auto.hash
+    assert auto.describe()["impl"] == "onnxruntime"
     torch_ = BertScorer(cache_dir=tmp_path, backend="torch")
     assert "impl=native-bert" in torch_.hash and "torch=" in torch_.hash
     assert auto.cache.namespace != torch_.cache.namespace
@@ -261,6 +262,26 @@ def test_backend_choice_and_identity(tmp_path: Path) -> None:
         BertScorer(cache_dir=tmp_path, dtype="bf16", backend="onnx")
     with pytest.raises(ValueError, match="backend must be one of"):
         BertScorer(cache_dir=tmp_path, backend="tpu")
+
+
+def test_plan_batches_limits_and_padding(tmp_path: Path) -> None:
+    """Every text lands in exactly one batch, longest first, within the size and token
+    limits; a batch of 16+ texts ends before a text > 5% shorter than its longest."""
+    enc = BertScorer(cache_dir=tmp_path, batch_size=32).encoder
+    lengths = [40] * 20 + [39] * 5 + [30] * 40 + [200] * 3 + [5] * 70
+    ids = [[7] * n for n in lengths]
+    batches = enc.plan_batches(ids)
+    assert sorted(i for b in batches for i in b) == list(range(len(ids)))
+    longest = [max(lengths[i] for i in b) for b in batches]
+    assert longest == sorted(longest, reverse=True)
+    for b, top in zip(batches, longest, strict=True):
+        assert len(b) <= 32 and len(b) * top <= 32 * 64
+        if len(b) > 16:
+            assert min(lengths[i] for i in b) >= 0.95 * top
+    assert [lengths[i] for i in batches[0]] == [200] * 3 + [40] * 7  # 10 x 200 tokens max
+    assert [lengths[i] for i in batches[1]] == [40] * 13 + [39] * 5  # cut before the 30s
+    x, m = enc.pad([ids[0], [1, 2]])
+    assert x.shape == m.shape == (2, 40) and m.sum() == 42 and x.dtype == np.int64
 
 
 def test_onnx_graph_built_once_and_torch_not_imported(tmp_path: Path) -> None:

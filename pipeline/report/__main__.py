@@ -6,18 +6,13 @@
 
 from __future__ import annotations
 
-import hydra
 from omegaconf import DictConfig
 
-from pipeline.cli import catch_user_errors, exit_with_failures
+from pipeline.cli import exit_with_failures, hydra_command
 from pipeline.report.build import build_report
-from pipeline.schema import register_schema
-
-register_schema()
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="config")
-@catch_user_errors(lambda cfg: "report")
+@hydra_command(lambda cfg: "report")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point."""
     build_report(cfg)
