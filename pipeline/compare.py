@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from pipeline.cell import run_cell
-from pipeline.cli import exit_with_failures, hydra_command
+from pipeline.core.cli import exit_with_failures, hydra_command
+from pipeline.scoring.cell import run_cell
 
 
 @hydra_command(lambda cfg: f"{cfg.model.name} @ train_size={cfg.train_size}")

@@ -82,7 +82,7 @@ def perturb(ref: str, rng: random.Random) -> str:
 ENGINE_CELL = """
 import json, sys, time, numpy as np
 t0 = time.perf_counter()
-from pipeline.bertscore import get_scorer
+from pipeline.scoring.bertscore import get_scorer
 d = json.load(open(sys.argv[1])); refs = json.load(open(sys.argv[2]))
 s = get_scorer(cache_dir=sys.argv[3], dtype=sys.argv[4], backend=sys.argv[5])
 out = s.score(d, [[r] for r in refs])
@@ -126,7 +126,7 @@ def bare_forward(texts: list[str], backend: str, dtype: str = "fp32") -> float:
     The batches are the ones the engine forms (``Encoder.plan_batches`` over all the texts
     at once), padded before the clock starts; only ``Encoder.forward`` calls are timed.
     """
-    from pipeline.bertscore.encoder import DEFAULT_MODEL, Encoder, resolve_model
+    from pipeline.scoring.bertscore.encoder import DEFAULT_MODEL, Encoder, resolve_model
 
     enc = Encoder(resolve_model(DEFAULT_MODEL), 6, dtype=dtype, backend=backend,
                   cache_dir=Path(tempfile.mkdtemp()) / "bs")
@@ -145,7 +145,7 @@ def one_process(cells: list[list[str]], refs: list[str], model_dir: str, cache_d
 
     Returns (engine seconds, bert_score seconds or None, max |F1 difference|).
     """
-    from pipeline.bertscore import get_scorer
+    from pipeline.scoring.bertscore import get_scorer
 
     t = time.perf_counter()
     scorer = get_scorer(cache_dir=cache_dir)

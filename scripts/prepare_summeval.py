@@ -20,8 +20,8 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from pipeline.io import write_jsonl
-from pipeline.paths import OutputPaths
+from pipeline.core.io import write_jsonl
+from pipeline.core.paths import OutputPaths
 
 DEFAULT_SOURCE = (Path(__file__).resolve().parent.parent.parent / "shared" / "data"
                   / "summeval" / "summeval_expert_16sys_100docs.jsonl")

@@ -10,7 +10,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from pipeline.schema import register_schema
+from pipeline.core.schema import register_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"

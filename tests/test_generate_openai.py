@@ -14,9 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from conftest import ROOT, SMALL, run_env
 
-from pipeline.cell import run_cell
-from pipeline.errors import ConfigError
-from pipeline.io import read_json, read_jsonl
+from pipeline.core.errors import ConfigError
+from pipeline.core.io import read_json, read_jsonl
+from pipeline.scoring.cell import run_cell
 
 NO_BERTSCORE = ("tasks.summarization.metrics=[rouge]", "tasks.title.metrics=[rouge]")
 

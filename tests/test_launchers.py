@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
-from pipeline.schema import register_schema
+from pipeline.core.schema import register_schema
 from tests.conftest import CONF, ROOT, SMALL, run_env
 
 GRID = [*SMALL, "data.limit=4", "model=demo-lead,demo-knn", "train_size=100"]

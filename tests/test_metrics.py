@@ -10,9 +10,9 @@ from rouge_score import rouge_scorer
 from sklearn.metrics import accuracy_score, f1_score, jaccard_score
 from sklearn.preprocessing import MultiLabelBinarizer
 
-from pipeline.metrics import classification, rouge, set_overlap, text_norm
-from pipeline.metrics.base import check_applicable, directions, get_metric
-from pipeline.tasks import SUMMARIZATION, TAG, TITLE, TYPE
+from pipeline.core.tasks import SUMMARIZATION, TAG, TITLE, TYPE
+from pipeline.scoring.metrics import classification, rouge, set_overlap, text_norm
+from pipeline.scoring.metrics.base import check_applicable, directions, get_metric
 
 PREDS = [
     "The council approved the new bridge on Monday. Work starts in May.",

@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.compare_sides import load_side, match_ids, side_name
-from pipeline.errors import InputError
-from pipeline.io import write_jsonl
-from pipeline.pairwise import run_pairwise
-from pipeline.pairwise_summary import bertscore_relations, describe
+from pipeline.core.errors import InputError
+from pipeline.core.io import write_jsonl
+from pipeline.versus.pairwise import run_pairwise
+from pipeline.versus.pairwise_summary import bertscore_relations, describe
+from pipeline.versus.sides import load_side, match_ids, side_name
 from tests.conftest import ROOT, run_env
 
 BANDS = {"Poor": 0.0, "Fair": 0.7, "Good": 0.8, "Excellent": 0.9}

@@ -7,8 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from pipeline.io import InputError
-from pipeline.predictions import load_predictions
+from pipeline.core.io import InputError
+from pipeline.generators.predictions import load_predictions
 
 TASKS = ["summarization", "title", "tag", "type"]
 IDS = ["a", "b", "c"]

@@ -13,10 +13,11 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from pipeline.aggregate import aggregate
+from pipeline.aggregate.stage import aggregate
+from pipeline.core.errors import ConfigError, UserError
+from pipeline.core.io import write_json, write_jsonl, write_parquet
+from pipeline.core.paths import OutputPaths, run_file
 from pipeline.data.demo_corpus import build_demo_corpus
-from pipeline.io import write_json, write_jsonl, write_parquet
-from pipeline.paths import OutputPaths, run_file
 from pipeline.report import Section, bertscore_sections, write_report
 from pipeline.report.bertscore_suite import band_distances, band_of, trend_line
 from pipeline.report.build import build_report, choose_cell
@@ -123,7 +124,7 @@ def test_bertscore_sections_readings_follow_the_numbers() -> None:
     # configurable bands
     custom = bertscore_sections(scores, PREFIX, bands={"bad": 0.0, "ok": 0.95})
     assert "is in the bad band" in custom[-1].reading
-    with pytest.raises(ValueError, match="lack column"):
+    with pytest.raises(UserError, match="lack column"):
         bertscore_sections(scores.drop(columns=f"{PREFIX}_recall"), PREFIX)
 
 
@@ -152,7 +153,7 @@ def test_slices_and_worst_examples() -> None:
     assert means.loc["l", "x"] == pytest.approx(0.4) and counts.loc["l", "x"] == 2
     assert pd.isna(means.loc["l", "y"]) and counts.loc["l", "y"] == 0
     assert worst_examples(scores, "m", 2)["id"].tolist() == ["a", "d"]
-    with pytest.raises(KeyError, match="no attribute 'topic'"):
+    with pytest.raises(ConfigError, match="no attribute 'topic'"):
         slice_table(scores, examples, "topic", "type", "m")
 
 

@@ -1,4 +1,4 @@
-"""Resampling statistics (pipeline.stats) and the ranking built on them (pipeline.ranking)."""
+"""Resampling statistics (pipeline.aggregate.stats) and the ranking built on them (ranking)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from pipeline import stats
-from pipeline.ranking import adjacent_significance, pairwise_matrix, rank_cells
+from pipeline.aggregate import stats
+from pipeline.aggregate.ranking import adjacent_significance, pairwise_matrix, rank_cells
 
 
 def test_bootstrap_ci_covers_known_mean_about_95_percent() -> None:

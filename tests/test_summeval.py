@@ -10,9 +10,9 @@ import importlib.util
 
 import pytest
 
-from pipeline.cell import run_cell
-from pipeline.runs import load_runs
-from pipeline.tables import human_correlations
+from pipeline.aggregate.runs import load_runs
+from pipeline.aggregate.tables import human_correlations
+from pipeline.scoring.cell import run_cell
 from tests.conftest import ROOT
 
 SOURCE = ROOT.parent / "shared" / "data" / "summeval" / "summeval_expert_16sys_100docs.jsonl"

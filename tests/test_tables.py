@@ -1,4 +1,4 @@
-"""Summary tables (pipeline.tables) on a small hand-made ranked table."""
+"""Summary tables (pipeline.aggregate.tables) on a small hand-made ranked table."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from pipeline import tables as tb
+from pipeline.aggregate import tables as tb
 
 HIB = {"task_acc": True, "task_err": False, "perplexity": False}
 

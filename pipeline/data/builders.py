@@ -7,10 +7,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from pipeline.core.io import InputError, file_sha256, read_json, write_json, write_jsonl
+from pipeline.core.paths import OutputPaths
+from pipeline.core.registry import DATASETS
 from pipeline.data.dataset import Dataset, load_records
-from pipeline.io import InputError, file_sha256, read_json, write_json, write_jsonl
-from pipeline.paths import OutputPaths
-from pipeline.registry import DATASETS
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.io import InputError, read_records
-from pipeline.tasks import Task, get_task
+from pipeline.core.io import InputError, read_records
+from pipeline.core.tasks import Task, get_task
 
 
 @dataclass

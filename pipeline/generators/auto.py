@@ -7,9 +7,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from pipeline.core.errors import MissingModelError
+from pipeline.core.registry import GENERATORS
 from pipeline.data.dataset import Dataset
-from pipeline.generators.base import Generation, MissingModelError
-from pipeline.registry import GENERATORS
+from pipeline.generators.base import Generation
 
 
 @GENERATORS.register("auto")

@@ -10,10 +10,6 @@ from omegaconf import DictConfig
 from pipeline.data.dataset import Dataset
 
 
-class MissingModelError(RuntimeError):
-    """Neither predictions nor a usable checkpoint exist for a cell; says which key to set."""
-
-
 @dataclass
 class Generation:
     """Predictions of one cell (in test order) plus what the generator knows of the model."""

@@ -6,20 +6,21 @@ import time
 
 from omegaconf import DictConfig, OmegaConf
 
+from pipeline.core.errors import ConfigError
+from pipeline.core.registry import GENERATORS, LEARNERS
 from pipeline.data.dataset import Dataset
 from pipeline.generators.base import Generation
-from pipeline.registry import GENERATORS, LEARNERS
 
 
 @GENERATORS.register("demo")
 def demo(cfg: DictConfig, dataset: Dataset, test: list[dict]) -> Generation:
     """Fit ``model.learner`` on ``train[:train_size]`` and predict the test examples."""
     if not cfg.model.learner:
-        raise ValueError(f"model {cfg.model.name!r} has no 'learner': generator=demo only "
+        raise ConfigError(f"model {cfg.model.name!r} has no 'learner': generator=demo only "
                          "runs the demo models (conf/model/demo-*.yaml)")
     n = int(cfg.train_size)
     if n < 0 or n > len(dataset.train):
-        raise ValueError(f"train_size={n} but the training pool of {dataset.name!r} has "
+        raise ConfigError(f"train_size={n} but the training pool of {dataset.name!r} has "
                          f"{len(dataset.train)} examples")
     options = OmegaConf.to_container(cfg.model.learner_options, resolve=True)
     learner = LEARNERS.get(cfg.model.learner)(seed=int(cfg.seed), **options)

@@ -22,11 +22,11 @@ from sklearn.feature_extraction.text import (
 from sklearn.linear_model import SGDClassifier, SGDRegressor
 from sklearn.naive_bayes import MultinomialNB
 
+from pipeline.core.registry import LEARNERS
+from pipeline.core.text_norm import split_sentences
 from pipeline.data.demo_corpus import TAG_NAMES, TOPIC_TAGS, TYPE_NAMES
 from pipeline.data.demo_vocab import TYPES
 from pipeline.generators.text_utils import overlap_precision, tokens
-from pipeline.metrics.text_norm import split_sentences
-from pipeline.registry import LEARNERS
 
 LEAD_SENTENCES = 3
 LEAD_TITLE_WORDS = 9

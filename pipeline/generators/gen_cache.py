@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pipeline.io import atomic_write_text, file_sha256
+from pipeline.core.io import atomic_write_text, file_sha256
 
 
 def digest(*parts: Any) -> str:

@@ -25,15 +25,15 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
+from pipeline.core.errors import ConfigError, MissingModelError
+from pipeline.core.paths import generation_cache_dir
+from pipeline.core.registry import GENERATORS
+from pipeline.core.tasks import get_task
 from pipeline.data.dataset import Dataset, as_reference_list
-from pipeline.errors import ConfigError
-from pipeline.generators.base import Generation, MissingModelError
+from pipeline.generators.base import Generation
 from pipeline.generators.gen_cache import digest, directory_checksum
 from pipeline.generators.prompts import Prompt
 from pipeline.generators.textgen import TextGenOptions, TextSession, parse_options
-from pipeline.paths import generation_cache_dir
-from pipeline.registry import GENERATORS
-from pipeline.tasks import get_task
 
 log = logging.getLogger(__name__)
 

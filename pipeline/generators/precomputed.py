@@ -6,11 +6,12 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from pipeline.core.errors import MissingModelError
+from pipeline.core.io import file_sha256
+from pipeline.core.registry import GENERATORS
 from pipeline.data.dataset import Dataset
-from pipeline.generators.base import Generation, MissingModelError
-from pipeline.io import file_sha256
-from pipeline.predictions import load_predictions
-from pipeline.registry import GENERATORS
+from pipeline.generators.base import Generation
+from pipeline.generators.predictions import load_predictions
 
 
 @GENERATORS.register("precomputed")

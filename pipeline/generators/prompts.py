@@ -14,10 +14,10 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from pipeline.core.errors import ConfigError
+from pipeline.core.paths import prompt_file
+from pipeline.core.tasks import get_task
 from pipeline.data.dataset import Dataset
-from pipeline.errors import ConfigError
-from pipeline.paths import prompt_file
-from pipeline.tasks import get_task
 
 
 def load_templates(spec: dict[str, Any] | str | None) -> dict[str, str]:

@@ -19,13 +19,13 @@ from typing import Any, Protocol, TypeVar
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from pipeline.core.errors import ConfigError
+from pipeline.core.paths import OutputPaths, generation_cache_dir, run_file
+from pipeline.core.tasks import get_task
 from pipeline.data.dataset import Dataset
-from pipeline.errors import ConfigError
 from pipeline.generators.gen_cache import OutputStore, digest
 from pipeline.generators.parsing import clean_text, parse_label, parse_tags
 from pipeline.generators.prompts import Prompt, PromptSet, load_templates
-from pipeline.paths import OutputPaths, generation_cache_dir, run_file
-from pipeline.tasks import get_task
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from pipeline.cli import exit_with_failures, hydra_command
+from pipeline.core.cli import exit_with_failures, hydra_command
 from pipeline.report.build import build_report
 
 

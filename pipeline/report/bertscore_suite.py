@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from scipy.stats import gaussian_kde
 
+from pipeline.core.errors import ConfigError, UserError
 from pipeline.report.html import Section, table_html
 
 DEFAULT_BANDS: dict[str, float] = {"Poor": 0.0, "Fair": 0.7, "Good": 0.8, "Excellent": 0.9}
@@ -55,7 +56,7 @@ def sorted_bands(bands: Mapping[str, float] | None) -> list[tuple[str, float]]:
     """``(name, lower bound)`` from lowest to highest; the defaults when None."""
     items = sorted((bands or DEFAULT_BANDS).items(), key=lambda kv: kv[1])
     if not items:
-        raise ValueError("report bands: at least one band is needed")
+        raise ConfigError("report bands: at least one band is needed")
     return [(str(k), float(v)) for k, v in items]
 
 
@@ -82,10 +83,10 @@ def _check(scores: pd.DataFrame, prefix: str) -> pd.DataFrame:
     cols = _cols(prefix)
     missing = [c for c in ["id", *cols.values()] if c not in scores.columns]
     if missing:
-        raise ValueError(f"BERTScore suite: scores lack column(s) {missing}")
+        raise UserError(f"BERTScore suite: scores lack column(s) {missing}")
     frame = scores[["id", *cols.values()]].dropna()
     if frame.empty:
-        raise ValueError(f"BERTScore suite: no example has {prefix} scores")
+        raise UserError(f"BERTScore suite: no example has {prefix} scores")
     return frame.rename(columns={v: k for k, v in cols.items()}).reset_index(drop=True)
 
 

@@ -8,16 +8,16 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig
 
-from pipeline.errors import ConfigError, InputError
-from pipeline.io import read_json, read_records
-from pipeline.metrics import directions
-from pipeline.paths import OutputPaths, run_file
-from pipeline.ranking import OVERALL, cell_label, example_overall, metric_columns
+from pipeline.aggregate.ranking import OVERALL, cell_label, example_overall, metric_columns
+from pipeline.core.errors import ConfigError, InputError
+from pipeline.core.io import read_json, read_records
+from pipeline.core.paths import OutputPaths, run_file
 from pipeline.report import sweep_charts as sc
 from pipeline.report.bertscore_suite import bertscore_sections
 from pipeline.report.errors_table import error_section
 from pipeline.report.html import Section, export_images, write_report
 from pipeline.report.slices import slice_section
+from pipeline.scoring.metrics import directions
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from pipeline.io import atomic_write_text
+from pipeline.core.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 

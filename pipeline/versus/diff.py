@@ -1,0 +1,234 @@
+"""Sweep against sweep: did the results change between two output folders?
+
+python -m pipeline.diff before=outputs after=outputs-stem0 output_dir=outputs-stem0
+
+For every (model, train_size) cell finished in both sweeps and every metric: the mean before
+and after over the example ids both sides share, the change (after - before), a paired test
+on those ids (sign-flip permutation with ``aggregate.n_boot`` permutations, McNemar for 0/1
+metrics; as in :func:`pipeline.aggregate.ranking.adjacent_tests`), significance at
+``aggregate.alpha`` and, when each side has a ``model_comparison.csv``, the cell's rank
+before and after. Corpus-level metrics (e.g. macro-F1) are compared on each side's own
+examples, untested. Cells whose manifests record different test-set checksums are flagged:
+their ids match but the examples behind them differ. Writes
+``<output_dir>/diff/changes.csv`` (+ ``.md``), ``summary.json`` and ``index.html``; cells
+and example ids present on one side only are listed there and on stdout.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+
+from pipeline.aggregate.ranking import OVERALL, adjacent_tests, cell_label, example_overall
+from pipeline.aggregate.runs import SweepResults, load_runs
+from pipeline.core.errors import ConfigError, InputError
+from pipeline.core.io import read_json, write_json, write_table
+from pipeline.core.paths import OutputPaths, run_file
+from pipeline.scoring.metrics import directions
+from pipeline.versus.diff_html import write_page
+from pipeline.versus.sides import IdMatch, match_ids
+
+log = logging.getLogger(__name__)
+Cell = tuple[str, int]
+
+
+@dataclass
+class Sweep:
+    """One side of the diff: its folder, finished cells and ranks (None: not aggregated)."""
+
+    root: Path
+    results: SweepResults
+    ranks: dict[Cell, int] | None
+
+    @property
+    def cells(self) -> list[Cell]:
+        return sorted(self.results.per_example)
+
+
+def load_sweep(spec: str, key: str) -> Sweep:
+    """Finished cells of an output folder and the ranks of its ``model_comparison.csv``."""
+    root = Path(spec)
+    if not root.is_dir():
+        raise InputError(root, f"{key}: no such output folder")
+    results = load_runs(root)
+    for problem in results.problems:
+        log.warning("%s: left out: %s", key, problem)
+    if not results.per_example:
+        raise InputError(OutputPaths(root).runs, f"{key}: no finished cells (run "
+                                                 "`python -m pipeline.compare -m` first)")
+    ranked = OutputPaths(root).comparison_csv
+    ranks = None
+    if ranked.exists():
+        table = pd.read_csv(ranked).dropna(subset=["rank"])
+        ranks = {(str(m), int(t)): int(r) for m, t, r in
+                 zip(table["model"], table["train_size"], table["rank"], strict=True)}
+    return Sweep(root, results, ranks)
+
+
+def data_checksum(sweep: Sweep, cell: Cell) -> str | None:
+    """The test-set checksum in the cell's ``manifest.json`` (None when not recorded)."""
+    manifest = read_json(run_file(OutputPaths(sweep.root).run_dir(*cell), "manifest"))
+    dataset = manifest.get("dataset") if isinstance(manifest, dict) else None
+    return dataset.get("test") if isinstance(dataset, dict) else None
+
+
+def _data_differs(before: Sweep, after: Sweep, cell: Cell) -> bool:
+    sums = data_checksum(before, cell), data_checksum(after, cell)
+    return None not in sums and sums[0] != sums[1]
+
+
+def _with_overall(frame: pd.DataFrame, weights: Mapping[str, float]) -> pd.DataFrame:
+    overall = example_overall(frame, weights)
+    return frame if overall is None else frame.assign(**{OVERALL: overall})
+
+
+def cell_rows(before: pd.DataFrame, after: pd.DataFrame, match: IdMatch,
+              higher: Mapping[str, bool], n_perm: int, seed: int,
+              alpha: float) -> list[dict]:
+    """One row per per-example metric both frames carry; means over the complete pairs."""
+    b, a = before.set_index(before["id"].astype(str)), after.set_index(after["id"].astype(str))
+    rows = []
+    for metric in [c for c in b.columns if c in a.columns and c in higher]:
+        x = np.column_stack([b.loc[match.shared, metric].to_numpy(dtype=float),
+                             a.loc[match.shared, metric].to_numpy(dtype=float)])
+        pairs = x[~np.isnan(x).any(axis=1)]
+        tests, p = adjacent_tests(x, n_perm, seed)
+        mean_b, mean_a = pairs.mean(axis=0) if len(pairs) else (np.nan, np.nan)
+        rows.append(_row(metric, float(mean_b), float(mean_a), tests[0], float(p[0]),
+                         higher[metric], alpha, len(pairs)))
+    return rows
+
+
+def _row(metric: str, before: float, after: float, test: str, p: float, higher: bool,
+         alpha: float, n: int | None) -> dict:
+    change = after - before
+    significant = bool(p < alpha) if np.isfinite(p) else None
+    verdict = ("" if significant is None else "no significant change" if not significant
+               else "better" if (change > 0) == higher else "worse")
+    return {"metric": metric, "before": before, "after": after, "change": change,
+            "test": test, "p_value": p,
+            "significant": "" if significant is None else "yes" if significant else "no",
+            "verdict": verdict, "n_examples": n}
+
+
+def corpus_rows(before: pd.Series, after: pd.Series, tested: set[str],
+                higher: Mapping[str, bool]) -> list[dict]:
+    """Untested rows for cell-level metrics without per-example values (e.g. macro-F1)."""
+    return [_row(m, float(before[m]), float(after[m]), "", np.nan, higher[m], 0.0, None)
+            for m in higher if m not in tested and m in before.index and m in after.index
+            and pd.notna(before[m]) and pd.notna(after[m])]
+
+
+def top_k(before: Sweep, after: Sweep, k: int) -> dict | None:
+    """Cells in the top ``k`` ranks of each side and those that entered or left them."""
+    if before.ranks is None or after.ranks is None:
+        return None
+    tops = [[cell_label(*c) for c, r in sorted(s.ranks.items(), key=lambda kv: kv[1]) if r <= k]
+            for s in (before, after)]
+    return {"k": k, "before": tops[0], "after": tops[1],
+            "entered": [c for c in tops[1] if c not in tops[0]],
+            "left": [c for c in tops[0] if c not in tops[1]]}
+
+
+def diff(cfg: DictConfig) -> Path:
+    """Compare the two sweeps and write the diff folder; returns it."""
+    for key in ("before", "after"):
+        if not cfg.get(key):
+            raise ConfigError(f"{key}: required, e.g. before=outputs after=outputs-new")
+    before, after = load_sweep(cfg.before, "before"), load_sweep(cfg.after, "after")
+    shared = [c for c in before.cells if c in after.cells]
+    if not shared:
+        raise InputError(after.root, f"no finished (model, train_size) cell in common with "
+                                     f"{before.root}")
+    agg, higher = cfg.aggregate, {**directions(cfg.tasks), OVERALL: True}
+    weights = {k: float(v) for k, v in agg.weights.items()}
+    rows, ids = [], {}
+    for cell in shared:
+        fb = _with_overall(before.results.per_example[cell], weights)
+        fa = _with_overall(after.results.per_example[cell], weights)
+        match = match_ids(fb["id"].astype(str), fa["id"].astype(str))
+        ids[cell_label(*cell)] = match
+        if not match.shared:
+            continue
+        found = cell_rows(fb, fa, match, higher, int(agg.n_boot), int(agg.seed),
+                          float(agg.alpha))
+        found += corpus_rows(_cell(before, cell), _cell(after, cell),
+                             {r["metric"] for r in found}, higher)
+        ranks = {f"rank_{s}": (side.ranks or {}).get(cell)
+                 for s, side in (("before", before), ("after", after))}
+        rows += [{"model": cell[0], "train_size": cell[1], **r, **ranks} for r in found]
+    if not rows:
+        raise InputError(after.root, f"no example id in common with {before.root} in any "
+                                     "shared cell", field="id")
+    changes = pd.DataFrame(rows)
+    for col in ("n_examples", "rank_before", "rank_after"):  # whole numbers, blank if none
+        changes[col] = pd.Series([None if pd.isna(v) else int(v) for v in changes[col]],
+                                 dtype=object)
+    summary = _summary(cfg, before, after, shared, ids, changes)
+    out = OutputPaths(Path(cfg.output_dir)).diff_dir
+    write_table(out / "changes.csv", changes)
+    write_json(out / "summary.json", summary)
+    write_page(out / "index.html", summary, changes)
+    _print_summary(summary, ids, out)
+    return out
+
+
+def _cell(sweep: Sweep, cell: Cell) -> pd.Series:
+    cells = sweep.results.cells
+    return cells[(cells["model"] == cell[0]) & (cells["train_size"] == cell[1])].iloc[0]
+
+
+def _summary(cfg: DictConfig, before: Sweep, after: Sweep, shared: list[Cell],
+             ids: dict[str, IdMatch], changes: pd.DataFrame) -> dict:
+    sig = changes[changes["significant"] == "yes"].sort_values("p_value", kind="stable")
+    return {
+        "before": str(before.root), "after": str(after.root),
+        "alpha": float(cfg.aggregate.alpha), "n_permutations": int(cfg.aggregate.n_boot),
+        "cells_compared": [cell_label(*c) for c in shared],
+        "only_before": [cell_label(*c) for c in before.cells if c not in shared],
+        "only_after": [cell_label(*c) for c in after.cells if c not in shared],
+        "left_out": {"before": before.results.problems, "after": after.results.problems},
+        "test_data_differs": [cell_label(*c) for c in shared if _data_differs(before, after, c)],
+        "n_significant": {v: int((sig["verdict"] == v).sum()) for v in ("better", "worse")},
+        "significant_changes": [
+            {"cell": cell_label(r.model, r.train_size), "metric": r.metric,
+             "before": r.before, "after": r.after, "change": r.change, "p_value": r.p_value,
+             "verdict": r.verdict} for r in sig.itertuples(index=False)],
+        "top_k": top_k(before, after, int(cfg.diff.top_k)),
+        "ids": {label: m.report("before", "after") for label, m in ids.items()
+                if m.only_left or m.only_right or not m.shared},
+    }
+
+
+def _print_summary(summary: dict, ids: dict[str, IdMatch], out: Path) -> None:
+    print(f"\n{len(summary['cells_compared'])} cell(s) in both sweeps; "
+          f"{summary['n_significant']['better']} significant improvement(s), "
+          f"{summary['n_significant']['worse']} significant regression(s) "
+          f"(alpha {summary['alpha']:g})")
+    if summary["test_data_differs"]:
+        print(f"  WARNING: the test data differ (manifest checksums) in "
+              f"{len(summary['test_data_differs'])} cell(s): the same ids name different "
+              "examples, so the changes mix data and model effects")
+    for key in ("only_before", "only_after"):
+        if summary[key]:
+            print(f"  note: {len(summary[key])} cell(s) {key.replace('_', ' in ')}: "
+                  + ", ".join(summary[key]))
+    for label, match in ids.items():
+        for line in match.lines("before", "after"):
+            print(f"  note: {label}: {line}")
+    for r in summary["significant_changes"][:10]:
+        print(f"  {r['verdict']:6s} {r['cell']:28s} {r['metric']:34s} {r['before']:.4f} -> "
+              f"{r['after']:.4f} (p {r['p_value']:.3g})")
+    top = summary["top_k"]
+    if top is None:
+        print("  top-k: a side has no model_comparison.csv (run pipeline.aggregate on it)")
+    else:
+        print(f"  top-{top['k']}: entered {', '.join(top['entered']) or 'none'}; "
+              f"left {', '.join(top['left']) or 'none'}")
+    print(f"-> {out}")
