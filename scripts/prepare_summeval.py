@@ -3,8 +3,10 @@
 Writes, under ``<output_dir>/data/summeval/``:
 - ``test.jsonl``: one record per article (``id`` = doc_id, ``article``, ``summary`` = the 11
   references), for the ``files`` dataset builder;
-- ``predictions/<system_id>.jsonl``: each system's summaries with the expert scores as
-  ``human_coherence``, ``human_consistency``, ``human_fluency``, ``human_relevance``.
+- ``predictions.jsonl``: one long-format file, one row per system and article: ``id``,
+  ``system``, ``summary`` and the expert scores as ``human_coherence``,
+  ``human_consistency``, ``human_fluency``, ``human_relevance``; ``model=precomputed
+  model.system_column=system`` splits it into one cell per system (``+experiment=summeval``).
 
 The text is already tokenised (``team 's``); sentences are put on their own lines at
 sentence-final tokens so ROUGE-Lsum sees one sentence per line.
@@ -17,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-from collections import defaultdict
 from pathlib import Path
 
 from pipeline.core.io import write_jsonl
@@ -39,17 +40,19 @@ def prepare(source: Path, output_dir: Path) -> Path:
             if line.strip()]
     folder = OutputPaths(output_dir).data_dir("summeval")
     docs: dict[str, dict] = {}
-    systems: dict[str, list[dict]] = defaultdict(list)
+    systems: set[str] = set()
+    preds: list[dict] = []
     for row in rows:
         docs.setdefault(row["doc_id"], {
             "id": row["doc_id"], "article": row["source"],
             "summary": [one_sentence_per_line(r) for r in row["references"]]})
-        systems[row["system_id"]].append({
-            "id": row["doc_id"], "summary": one_sentence_per_line(row["summary"]),
+        systems.add(row["system_id"])
+        preds.append({
+            "id": row["doc_id"], "system": row["system_id"],
+            "summary": one_sentence_per_line(row["summary"]),
             **{f"human_{k}": v for k, v in row["human"].items()}})
     write_jsonl(folder / "test.jsonl", docs.values())
-    for system, preds in sorted(systems.items()):
-        write_jsonl(folder / "predictions" / f"{system}.jsonl", preds)
+    write_jsonl(folder / "predictions.jsonl", preds)
     print(f"{len(docs)} articles, {len(systems)} systems -> {folder}")
     print("systems: " + ",".join(sorted(systems, key=lambda s: int(s[1:]))))
     return folder

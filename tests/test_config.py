@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from pipeline.core.paths import OutputPaths
@@ -30,8 +31,9 @@ def test_default_config_composes(compose_cfg):
 def test_every_model_config_composes(compose_cfg, name):
     cfg = compose_cfg(f"model={name}")
     assert cfg.model.family
-    if name == "summeval-system":  # one config for 16 systems, selected by model.name
-        assert cfg.model.name == "M0" and cfg.model.predictions
+    if name == "precomputed":  # any system: model.name and model.predictions are required
+        assert OmegaConf.is_missing(cfg.model, "name")
+        assert cfg.model.predictions is None and cfg.model.family == "precomputed"
         return
     assert cfg.model.name == name
     assert cfg.model.learner or (cfg.model.params_b and cfg.model.checkpoint

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -49,9 +48,3 @@ def test_variety(corpus: tuple[list[dict], list[dict]]) -> None:
     assert {r["meta"]["length_bucket"] for r in train} == {"short", "medium", "long"}
     assert len({t for r in train for t in r["tags"]}) >= 30
     assert len({r["article"][:60] for r in train}) > 0.9 * len(train)
-
-
-def test_fast() -> None:
-    start = time.perf_counter()
-    build_demo_corpus(seed=1, n_train=2000, n_test=200)
-    assert time.perf_counter() - start < 5

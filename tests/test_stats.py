@@ -39,6 +39,19 @@ def test_permutation_exact_small_sample_by_hand() -> None:
     assert stats.paired_permutation_test([1.0, 2.0], [1.0, 2.0]) == 1.0
 
 
+def test_permutation_monte_carlo_p_is_smoothed_exactly() -> None:
+    # d = 1 everywhere on 40 pairs: |sum| of a random sign flip reaches 40 only for all-plus or
+    # all-minus (chance 2 / 2**40), so no resample hits and p = (0 + 1) / (999 + 1) exactly.
+    a, b = np.ones(40), np.zeros(40)
+    assert stats.paired_permutation_test(a, b, n_perm=999, seed=3) == 1 / 1000
+    assert stats.paired_permutation_test(b, a, n_perm=499, seed=0) == 1 / 500
+    # identical columns: every resample hits, p = (999 + 1) / (999 + 1)
+    assert stats.paired_permutation_test(a, a, n_perm=999) == 1.0
+    p = stats.pairwise_pvalues(np.column_stack([a, b, a]), n_perm=999)
+    np.testing.assert_array_equal(p, [[np.nan, 1e-3, 1.0], [1e-3, np.nan, 1e-3],
+                                      [1.0, 1e-3, np.nan]])
+
+
 def test_permutation_p_uniform_under_null_and_small_under_shift() -> None:
     rng = np.random.default_rng(7)
     ps = np.array([stats.paired_permutation_test(rng.normal(size=40), rng.normal(size=40),

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from pipeline.aggregate.provenance import provenance_lines
 from pipeline.aggregate.ranking import OVERALL, cell_label, order_best
 from pipeline.core.io import atomic_write_text, to_markdown
 
@@ -63,9 +64,12 @@ def _level(alpha: float) -> str:
     return f"{100 * (1 - alpha):g}%"
 
 
-def _verdict(p: float, alpha: float) -> str:
+def _verdict(p: float, alpha: float, diff: float = np.nan, min_effect: float = 0.0) -> str:
+    """``significant, p = ...``; a significant difference below ``min_effect`` is negligible."""
     if pd.isna(p):
         return "untested (no per-example scores)"
+    if p < alpha and pd.notna(diff) and abs(diff) < min_effect:
+        return f"significant but negligible (|difference| < min_effect {min_effect:g}), {_p(p)}"
     return f"{'significant' if p < alpha else 'not significant'}, {_p(p)}"
 
 
@@ -106,8 +110,25 @@ def _overview(ranked: pd.DataFrame, n_examples: Sequence[int] | None) -> str:
     return text
 
 
+def _distribution(ranked: pd.DataFrame) -> str:
+    """Mean, median, standard deviation and range of the overall score across cells."""
+    v = ranked[OVERALL].dropna()
+    if v.empty:
+        return "No cell has an overall score."
+    lo, hi = ranked.loc[v.idxmin()], ranked.loc[v.idxmax()]
+    std = _num(v.std(ddof=1)) if len(v) > 1 else "n/a"
+    table = pd.DataFrame({"cells": [len(v)], "mean": [_num(v.mean())],
+                          "median": [_num(v.median())], "std": [std],
+                          "min": [_num(v.min())], "max": [_num(v.max())],
+                          "range": [_num(v.max() - v.min())]})
+    return (to_markdown(table) + "\n" + _bullets([
+        f"Overall scores run from {_num(v.min())} ({_cell(lo)}) to {_num(v.max())} "
+        f"({_cell(hi)}); the median cell scores {_num(v.median())} and the standard deviation "
+        f"across cells is {std} (sample, ddof = 1)."]))
+
+
 def _top_bottom(ranked: pd.DataFrame, significance: pd.DataFrame, alpha: float,
-                top_n: int) -> str:
+                top_n: int, min_effect: float = 0.0) -> str:
     scored = ranked[ranked[OVERALL].notna()]
     if scored.empty:
         return "No cell has an overall score."
@@ -132,9 +153,9 @@ def _top_bottom(ranked: pd.DataFrame, significance: pd.DataFrame, alpha: float,
                                   & (significance["position"] == 1)]
         test = first_pair["test"].iloc[0] if len(first_pair) else ""
         via = f" ({test} test)" if test else ""
-        lines.append(f"Its lead over {_cell(second)} is "
-                     f"{_num(best[OVERALL] - second[OVERALL])}: "
-                     f"{_verdict(best['p_vs_next'], alpha)}{via}.")
+        lead = best[OVERALL] - second[OVERALL]
+        lines.append(f"Its lead over {_cell(second)} is {_num(lead)}: "
+                     f"{_verdict(best['p_vs_next'], alpha, lead, min_effect)}{via}.")
         if _has_tests(ranked):
             group1 = scored[scored["rank_group"] == 1]
             lines.append(f"{len(group1)} of {len(scored)} cells share rank group 1, i.e. are "
@@ -152,8 +173,53 @@ def _top_bottom(ranked: pd.DataFrame, significance: pd.DataFrame, alpha: float,
     return to_markdown(table) + note + "\n\n" + _bullets(lines)
 
 
+def _pair_p(tables: Mapping[str, pd.DataFrame], a: str, b: str) -> float:
+    """The Holm-adjusted p-value of cells ``a`` and ``b`` (NaN when that pair was not tested)."""
+    long = tables.get("pairwise_tests")
+    if long is not None:
+        hit = long[((long["cell_a"] == a) & (long["cell_b"] == b))
+                   | ((long["cell_a"] == b) & (long["cell_b"] == a))]
+        return float(hit["p_value"].iloc[0]) if len(hit) else np.nan
+    mat = tables.get("pairwise_pvalues")
+    if mat is None or a not in set(mat["cell"]) or b not in mat.columns:
+        return np.nan
+    return float(mat.set_index("cell").loc[a, b])
+
+
+def _steps(rows: pd.DataFrame, tables: Mapping[str, pd.DataFrame], alpha: float,
+           min_effect: float) -> str:
+    """Every step of one model's scaling curve, with its test, drops and diminishing returns.
+
+    ``rows`` are the model's rows of ``tables["scaling"]`` (by train size); ``alpha`` NaN
+    means no test exists. Gains are compared per 1,000 added examples.
+    """
+    if len(rows) < 3:
+        return ""
+    model = rows["model"].iloc[0]
+    parts, rates, drops = [], [], []
+    for prev, cur in zip(rows.iloc[:-1].itertuples(), rows.iloc[1:].itertuples(), strict=True):
+        d = cur.overall_score - prev.overall_score
+        p = (np.nan if pd.isna(alpha) else
+             _pair_p(tables, cell_label(model, prev.train_size), cell_label(model, cur.train_size)))
+        test = "" if pd.isna(p) else f", {_p(p)}"
+        parts.append(f"{prev.train_size} -> {cur.train_size} {_signed(d)}{test}")
+        rates.append(1000 * d / (cur.train_size - prev.train_size))
+        if d < 0 and abs(d) >= min_effect:
+            sig = "untested" if pd.isna(p) else ("significant" if p < alpha
+                                                 else "not significant")
+            drops.append(f"{prev.train_size} -> {cur.train_size} ({_signed(d)}, {sig})")
+    text = "; steps: " + "; ".join(parts)
+    if all(r > 0 for r in rates) and all(b < a for a, b in zip(rates, rates[1:], strict=False)):
+        text += ("; diminishing returns (gain per 1,000 examples "
+                 + " -> ".join(_num(r) for r in rates) + ")")
+    if drops:
+        text += "; **drop with more data**: " + ", ".join(drops)
+    return text
+
+
 def _scaling_section(ranked: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
-                     pairwise: pd.DataFrame | None, alpha: float) -> str:
+                     pairwise: pd.DataFrame | None, alpha: float,
+                     min_effect: float = 0.0) -> str:
     sizes = sorted(ranked["train_size"].unique())
     if len(sizes) < 2:
         return (f"All cells use a single training-set size ({sizes[0] if sizes else 'none'}), "
@@ -167,10 +233,8 @@ def _scaling_section(ranked: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
         if len(grp) < 2:
             continue
         first, last = grp.iloc[0], grp.iloc[-1]
-        p = np.nan
-        if pairwise is not None:
-            a, b = cell_label(model, first["train_size"]), cell_label(model, last["train_size"])
-            p = pairwise.set_index("cell").loc[a, b]
+        p = _pair_p(tables, cell_label(model, first["train_size"]),
+                    cell_label(model, last["train_size"])) if pairwise is not None else np.nan
         changes.append((model, first["train_size"], last["train_size"],
                         last[OVERALL] - first[OVERALL], p))
     if not changes:
@@ -195,12 +259,16 @@ def _scaling_section(ranked: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
                     f"size the score rose for {len(up)}, fell for {len(down)} and was unchanged "
                     f"for {flat} of {m} models")
     if any(pd.notna(c[4]) for c in changes):
+        family = "the tested pairs" if "pairwise_tests" in tables else "all pairs"
         headline += (f"; {len(sig)} of these {m} changes are significant at alpha = {alpha} "
-                     "(paired permutation test, Holm-adjusted over all pairs)")
+                     f"(paired permutation test, Holm-adjusted over {family})")
     lines.append(headline + ".")
     ordered = sorted(changes, key=lambda c: (-c[3], c[0]))
+    steps = tables["scaling"].dropna(subset=[OVERALL])
     lines += [f"{model}: {a} -> {b}: {_signed(d)}"
-              + ("" if pd.isna(p) else f" ({_verdict(p, alpha)})")
+              + ("" if pd.isna(p) else f" ({_verdict(p, alpha, d, min_effect)})")
+              + _steps(steps[steps["model"] == model], tables,
+                       alpha if pairwise is not None else np.nan, min_effect)
               for model, a, b, d, p in ordered]
     corr = tables["factor_correlations"].set_index("factor")
     if "train_size" in corr.index and pd.notna(corr.loc["train_size", "spearman"]):
@@ -229,6 +297,8 @@ def _family_section(ranked: pd.DataFrame, tables: Mapping[str, pd.DataFrame]) ->
     lines.append("Metrics led (direction-aware): " + ", ".join(
         f"{f} {int(wins.get(f, 0))} of {len(leaders)}" for f in families)
         + (f"; {ties} tied" if ties else "") + ".")
+    lines.append("Family means are averages over models, not paired tests; the paired tests "
+                 "between cells are in the ranking and tables/pairwise_pvalues.csv.")
     single = [f for f in families if counts.get(f, 0) == 1]
     if single:
         lines.append(f"{_names(single)} {'has' if len(single) == 1 else 'have'} a single model "
@@ -237,7 +307,7 @@ def _family_section(ranked: pd.DataFrame, tables: Mapping[str, pd.DataFrame]) ->
 
 
 def _task_section(tables: Mapping[str, pd.DataFrame], significance: pd.DataFrame,
-                  alpha: float) -> str:
+                  alpha: float, min_effect: float = 0.0) -> str:
     leaders = tables["task_leaders"]
     leaders = leaders[~leaders["metric"].isin([OVERALL, "perplexity"])]
     if leaders.empty:
@@ -266,8 +336,11 @@ def _task_section(tables: Mapping[str, pd.DataFrame], significance: pd.DataFrame
                 + ("" if top.iloc[0] == len(grp) else f" (leaders: {_names(list(best.unique()))})"))
         tested = [m for m in grp["metric"] if pd.notna(first["p_value"].get(m, np.nan))]
         if tested:
+            big = [m for m in sig if abs(first["difference"].get(m, np.nan)) >= min_effect]
             text += (f"; the leader's margin over the runner-up is significant for "
-                     f"{len(sig)} of {len(tested)} tested metric(s)")
+                     f"{len(sig)} of {len(tested)} tested metric(s)"
+                     + (f", {len(sig) - len(big)} of them below min_effect {min_effect:g} "
+                        "(negligible)" if len(big) < len(sig) else ""))
         lines.append(text + ".")
     return to_markdown(table) + "\n" + _bullets(lines)
 
@@ -296,20 +369,56 @@ def _efficiency_section(tables: Mapping[str, pd.DataFrame]) -> str:
     return to_markdown(shown) + note + "\n" + _bullets(lines)
 
 
-def _perplexity_section(tables: Mapping[str, pd.DataFrame], alpha: float) -> str | None:
+def _perplexity_by_family(ranked: pd.DataFrame) -> str:
+    rows = ranked.dropna(subset=["perplexity"])
+    by = rows.groupby("family", sort=True).agg(cells=("perplexity", "size"),
+                                               mean_perplexity=("perplexity", "mean"),
+                                               min_perplexity=("perplexity", "min"),
+                                               mean_overall=(OVERALL, "mean"))
+    return to_markdown(by.reset_index())
+
+
+def _perplexity_section(ranked: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
+                        alpha: float) -> str | None:
     corr = tables["factor_correlations"].set_index("factor")
     if "perplexity" not in corr.index or corr.loc["perplexity", "n"] == 0:
         return None
+    by_family = _perplexity_by_family(ranked) + "\n"
     r = corr.loc["perplexity"]
     if pd.isna(r["spearman"]):
-        return f"Perplexity is available but its correlation is undefined ({r['note']})."
+        return (by_family + f"Perplexity is available but its correlation is undefined "
+                f"({r['note']}).")
     stat = f"Spearman {_num(r['spearman'], 3)}, {_p(r['spearman_p'])}, n = {r['n']}"
     if r["spearman_p"] < alpha:
         trend = "lower" if r["spearman"] < 0 else "higher"
-        return (f"Across cells, {trend} perplexity goes with a higher overall score ({stat}; "
-                f"Pearson {_num(r['pearson'], 3)}).")
-    return (f"Across cells there is no significant monotone association between perplexity and "
-            f"the overall score ({stat}).")
+        return by_family + (f"Across cells, {trend} perplexity goes with a higher overall score "
+                            f"({stat}; Pearson {_num(r['pearson'], 3)}).")
+    return by_family + ("Across cells there is no significant monotone association between "
+                        f"perplexity and the overall score ({stat}).")
+
+
+ACCURACY_BUCKETS = (0.0, 0.5, 0.7, 0.9)
+
+
+def _accuracy_buckets(ranked: pd.DataFrame) -> str | None:
+    """Per classification accuracy column: how many cells fall in each accuracy bucket."""
+    cols = [c for c in ranked.columns if c.endswith("_accuracy") and ranked[c].notna().any()]
+    if not cols:
+        return None
+    edges = [*ACCURACY_BUCKETS, np.inf]
+    names = [f"{lo:g}-{hi:g}" if np.isfinite(hi) else f">= {lo:g}"
+             for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+    names[-1] = f"{ACCURACY_BUCKETS[-1]:g}-1"
+    rows = []
+    for col in cols:
+        v = ranked[col].dropna()
+        codes = np.searchsorted(ACCURACY_BUCKETS, v.to_numpy(dtype=float), side="right") - 1
+        for k, name in enumerate(names):
+            hit = ranked.loc[v.index[codes == k]]
+            rows.append({"metric": col, "accuracy": name, "cells": len(hit),
+                         "cells (first 4)": _names([_cell(r) for _, r in hit.iterrows()], 4)})
+    return ("Cells by accuracy bucket (lower bound inclusive).\n\n"
+            + to_markdown(pd.DataFrame(rows)))
 
 
 def _human_section(human: pd.DataFrame) -> str:
@@ -319,14 +428,19 @@ def _human_section(human: pd.DataFrame) -> str:
         if grp.empty:
             continue
         best = grp.sort_values(["kendall", "metric"], ascending=[False, True]).iloc[0]
+        ci = (f" [{_num(best['kendall_ci_low'], 3)}, {_num(best['kendall_ci_high'], 3)}]"
+              if "kendall_ci_low" in best and pd.notna(best["kendall_ci_low"]) else "")
+        sig = f", {_p(best['kendall_p'])}" if pd.notna(best.get("kendall_p")) else ""
         lines.append(f"{aspect}, {level} level: highest Kendall for {best['metric']} "
-                     f"({_num(best['kendall'], 3)}; Spearman {_num(best['spearman'], 3)}, "
-                     f"Pearson {_num(best['pearson'], 3)}, n = {best['n']}).")
+                     f"({_num(best['kendall'], 3)}{ci}{sig}; Spearman "
+                     f"{_num(best['spearman'], 3)}, Pearson {_num(best['pearson'], 3)}, "
+                     f"n = {best['n']}).")
     if not lines:
         return "Human judgments were given but no correlation could be computed."
     return ("System level correlates per-system means across systems; summary level "
-            "correlates across systems per example and averages over examples.\n\n"
-            + _bullets(lines))
+            "correlates across systems per example and averages over examples. Brackets: "
+            "bootstrap CI over documents; p: scipy's test (system level) or a t-test of the "
+            "per-example correlations (summary level).\n\n" + _bullets(lines))
 
 
 def _caveats(ranked: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
@@ -362,7 +476,10 @@ def _caveats(ranked: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
                      f"{alpha} about {_num(n_tests * alpha, 1)} false positives are expected "
                      "if no real differences existed.")
     pairwise = tables.get("pairwise_pvalues")
-    if pairwise is not None and len(pairwise) > 1:
+    bounded = tables.get("pairwise_tests")
+    if bounded is not None:
+        lines.append(_bounded_pairs(bounded, len(pairwise), len(ranked), alpha))
+    elif pairwise is not None and len(pairwise) > 1:
         p = pairwise.drop(columns="cell").to_numpy(dtype=float)
         upper = p[np.triu_indices(len(p), 1)]
         upper = upper[~np.isnan(upper)]
@@ -387,6 +504,18 @@ def _caveats(ranked: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
     return _bullets(lines) if lines else "No caveats could be computed."
 
 
+def _bounded_pairs(tests: pd.DataFrame, top: int, k: int, alpha: float) -> str:
+    """What the bounded all-pairs section tested, what it left out, and what it found."""
+    p = tests["p_value"].dropna()
+    return (f"Not every pair was tested: {len(tests)} of the {k * (k - 1) // 2} pairs of "
+            f"{k} cells (bounded by aggregate.max_pairs): the leader against every cell, each "
+            f"cell against the next, each model's smallest against its largest training size, "
+            f"and every pair among the top {top} cells (tables/pairwise_tests.csv; the matrix "
+            f"tables/pairwise_pvalues.csv holds those {top}). {int((p < alpha).sum())} of "
+            f"{len(p)} tested pairs differ significantly after Holm correction over the tested "
+            "pairs; the other pairs have no p-value.")
+
+
 def _recommendations(tables: Mapping[str, pd.DataFrame]) -> str:
     rec = tables["recommendations"]
     if rec.empty:
@@ -400,23 +529,30 @@ def _recommendations(tables: Mapping[str, pd.DataFrame]) -> str:
 
 def render_analysis(ranked: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
                     significance: pd.DataFrame, alpha: float = 0.05,
-                    n_examples: Sequence[int] | None = None, top_n: int = 5) -> str:
+                    n_examples: Sequence[int] | None = None, top_n: int = 5,
+                    min_effect: float = 0.0,
+                    provenance: Mapping[str, str] | None = None) -> str:
     """The text of ``analysis.md``.
 
     ``tables`` holds the frames of :mod:`pipeline.aggregate.tables` by name
-    (``pairwise_pvalues`` and ``human_correlations`` optional); ``significance`` is
-    :func:`pipeline.aggregate.ranking.adjacent_significance`; ``n_examples`` the per-cell
-    test-set sizes.
+    (``pairwise_pvalues``, ``pairwise_tests`` and ``human_correlations`` optional);
+    ``significance`` is :func:`pipeline.aggregate.ranking.adjacent_significance`;
+    ``n_examples`` the per-cell test-set sizes; a significant difference smaller than
+    ``min_effect`` is called negligible; ``provenance`` is
+    :func:`pipeline.aggregate.provenance.read_provenance` (None: no provenance section).
     """
     pairwise = tables.get("pairwise_pvalues") if _has_tests(ranked) else None
     sections = [
         ("Overview", _overview(ranked, n_examples)),
-        ("Top and bottom cells", _top_bottom(ranked, significance, alpha, top_n)),
-        ("Effect of training data", _scaling_section(ranked, tables, pairwise, alpha)),
+        ("Distribution of the overall score", _distribution(ranked)),
+        ("Top and bottom cells", _top_bottom(ranked, significance, alpha, top_n, min_effect)),
+        ("Effect of training data", _scaling_section(ranked, tables, pairwise, alpha,
+                                                     min_effect)),
         ("Model families", _family_section(ranked, tables)),
-        ("Per-task findings", _task_section(tables, significance, alpha)),
+        ("Per-task findings", _task_section(tables, significance, alpha, min_effect)),
+        ("Classification accuracy", _accuracy_buckets(ranked)),
         ("Efficiency", _efficiency_section(tables)),
-        ("Perplexity versus task score", _perplexity_section(tables, alpha)),
+        ("Perplexity versus task score", _perplexity_section(ranked, tables, alpha)),
     ]
     human = tables.get("human_correlations")
     if human is not None:
@@ -424,8 +560,33 @@ def render_analysis(ranked: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
     sections += [("Statistical caveats", _caveats(ranked, tables, significance, alpha,
                                                   n_examples)),
                  ("Recommendations", _recommendations(tables))]
+    if provenance is not None:
+        sections.append(("Provenance", _bullets(provenance_lines(provenance))))
     body = "\n\n".join(f"## {title}\n\n{text.strip()}" for title, text in sections if text)
     return f"# Model comparison: analysis\n\n{body}\n"
+
+
+NO_TESTS = ("No paired test was run: the cells have no per-example scores (a per-model table "
+            "was aggregated with `input=`), and paired tests need every test example's score. "
+            "Run the sweep to get run folders with scores.parquet.")
+
+
+def untested_note(name: str, frame: pd.DataFrame) -> str | None:
+    """The Markdown written instead of an empty ``significance`` / ``pairwise_pvalues`` table
+    (None when the table holds tests)."""
+    if name == "significance":
+        p = frame["p_value"] if "p_value" in frame else pd.Series(dtype=float)
+    elif name == "pairwise_pvalues":
+        if len(frame) < 2:
+            return ("Only one cell was aggregated, so there is no pair to test; "
+                    "pairwise_pvalues.csv is empty.\n")
+        p = pd.Series(frame.drop(columns="cell").to_numpy(dtype=float).ravel())
+    else:
+        return None
+    if pd.to_numeric(p, errors="coerce").notna().any():
+        return None
+    csv = f"{name}.csv"
+    return f"{NO_TESTS} {csv} lists the {'pairs' if len(frame) else 'cells'} without p-values.\n"
 
 
 def write_analysis_md(ranked: pd.DataFrame, tables: Mapping[str, pd.DataFrame],

@@ -17,19 +17,18 @@ Conventions (shared by every function here):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 
 from pipeline.aggregate import stats
+from pipeline.aggregate.examples import Examples, PerExample
 from pipeline.core.errors import ConfigError, UserError
 
 KEY_COLUMNS = ["model", "family", "params_b", "train_size"]
 NON_METRIC = {*KEY_COLUMNS, "perplexity", "overall_score"}
 OVERALL = "overall_score"
-
-PerExample = Mapping[tuple[str, int], pd.DataFrame]
 
 
 def cell_label(model: str, train_size: int) -> str:
@@ -108,27 +107,12 @@ def example_overall(frame: pd.DataFrame, weights: Mapping[str, float]) -> pd.Ser
     return weighted_overall(frame, weights)
 
 
-def aligned_matrix(ordered: pd.DataFrame, per_example: PerExample,
-                   values: Callable[[pd.DataFrame], pd.Series | None]) -> np.ndarray:
-    """``(n_ids, n_cells)`` matrix of ``values(frame)`` on the union of ids, NaN where absent.
-
-    Cells follow the row order of ``ordered``; ``values`` returns None for "not available".
-    """
-    keys = list(zip(ordered["model"], ordered["train_size"], strict=True))
-    frames = {k: per_example[k] for k in keys if k in per_example}
-    for (model, size), frame in frames.items():
-        if frame["id"].duplicated().any():
-            raise UserError(f"per-example scores of {cell_label(model, size)} repeat an id")
-    ids = sorted({str(i) for f in frames.values() for i in f["id"]})
-    out = np.full((len(ids), len(keys)), np.nan)
-    index = pd.Index(ids)
-    for j, key in enumerate(keys):
-        frame = frames.get(key)
-        col = None if frame is None else values(frame)
-        if col is not None:
-            series = pd.Series(col.to_numpy(dtype=float), index=frame["id"].astype(str))
-            out[:, j] = series.reindex(index).to_numpy()
-    return out
+def sweep_examples(per_example: PerExample, higher_is_better: Mapping[str, bool],
+                   weights: Mapping[str, float]) -> Examples:
+    """Every cell's per-example metric columns and per-example overall score, aligned once
+    (:class:`pipeline.aggregate.examples.Examples`)."""
+    columns = [c for c in higher_is_better if c not in NON_METRIC]
+    return Examples(per_example, columns, {OVERALL: lambda f: example_overall(f, weights)})
 
 
 def _is_binary(x: np.ndarray) -> bool:
@@ -142,42 +126,46 @@ def adjacent_tests(x: np.ndarray, n_perm: int, seed: int) -> tuple[list[str], np
     k = x.shape[1]
     if k < 2:
         return [], np.array([])
-    p = np.asarray(stats.paired_permutation_test(x[:, :-1], x[:, 1:], n_perm, seed), dtype=float)
+    p = np.full(k - 1, np.nan)
     tests = []
+    binary = [_is_binary(x[:, i]) for i in range(k)]
     for i in range(k - 1):
         both = ~(np.isnan(x[:, i]) | np.isnan(x[:, i + 1]))
         if not both.any():
             tests.append("")
-            p[i] = np.nan
-        elif _is_binary(x[:, i]) and _is_binary(x[:, i + 1]):
+        elif binary[i] and binary[i + 1]:
             tests.append("mcnemar")
             p[i] = stats.mcnemar_test(x[:, i], x[:, i + 1])[1]
         else:
             tests.append("permutation")
+    perm = np.flatnonzero(np.array(tests) == "permutation")
+    p[perm] = stats.pair_pvalues(x, perm, perm + 1, n_perm, seed)
     return tests, p
 
 
 def _metric_cis(ordered: pd.DataFrame, per_example: PerExample, metrics: list[str],
                 n_boot: int, alpha: float, seed: int) -> pd.DataFrame:
     """``<metric>_ci_low/high`` per cell from its own per-example values (NaN if none)."""
-    rows = []
-    for model, size in zip(ordered["model"], ordered["train_size"], strict=True):
-        frame = per_example.get((model, size))
-        row: dict[str, float] = {}
-        present = [] if frame is None else [m for m in metrics if m in frame.columns]
+    out = np.full((len(ordered), 2 * len(metrics)), np.nan)
+    cells, blocks = [], []
+    for row, key in enumerate(zip(ordered["model"], ordered["train_size"], strict=True)):
+        frame = per_example.get(key)
+        present = [] if frame is None else [i for i, m in enumerate(metrics)
+                                             if m in frame.columns]
         if present:
-            low, high = stats.bootstrap_ci(frame[present].to_numpy(dtype=float), n_boot, alpha,
-                                           seed)
-            for m, lo, hi in zip(present, low, high, strict=True):
-                row[f"{m}_ci_low"], row[f"{m}_ci_high"] = lo, hi
-        rows.append(row)
-    cols = [f"{m}_ci_{e}" for m in metrics for e in ("low", "high")]
-    return pd.DataFrame(rows, columns=cols, index=ordered.index, dtype=float)
+            cells.append((row, np.array(present)))
+            blocks.append(frame[[metrics[i] for i in present]].to_numpy(dtype=float))
+    for (row, present), (low, high) in zip(cells, stats.bootstrap_ci_blocks(
+            blocks, n_boot, alpha, seed), strict=True):
+        out[row, 2 * present], out[row, 2 * present + 1] = low, high
+    return pd.DataFrame(out, columns=[f"{m}_ci_{e}" for m in metrics for e in ("low", "high")],
+                        index=ordered.index)
 
 
 def rank_cells(cells: pd.DataFrame, per_example: PerExample,
                higher_is_better: Mapping[str, bool], weights: Mapping[str, float],
-               n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> pd.DataFrame:
+               n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
+               examples: Examples | None = None) -> pd.DataFrame:
     """The ranked ``model_comparison`` table, best first.
 
     ``rank`` is 1-based (equal overall scores share the best rank; NaN scores have none),
@@ -189,13 +177,17 @@ def rank_cells(cells: pd.DataFrame, per_example: PerExample,
     metrics = metric_columns(ordered, higher_is_better)
     scores = ordered[OVERALL].to_numpy(dtype=float)
     scored = ~np.isnan(scores)
-    x = aligned_matrix(ordered, per_example, lambda f: example_overall(f, weights))
+    examples = examples or sweep_examples(per_example, higher_is_better, weights)
+    x = examples.matrix(ordered, OVERALL)
 
     ci = np.full((len(ordered), 2), np.nan)
-    for j in np.flatnonzero(~np.isnan(x).all(axis=0)):
-        ci[j] = stats.bootstrap_ci(x[~np.isnan(x[:, j]), j], n_boot, alpha, seed)
+    tested = np.flatnonzero(~np.isnan(x).all(axis=0))
+    blocks = [x[~np.isnan(x[:, j]), j][:, None] for j in tested]
+    for j, (low, high) in zip(tested, stats.bootstrap_ci_blocks(blocks, n_boot, alpha, seed),
+                              strict=True):
+        ci[j] = low[0], high[0]
     groups = np.full(len(ordered), np.nan)
-    groups[scored] = stats.rank_groups(stats.pairwise_pvalues(x[:, scored], n_boot, seed), alpha)
+    groups[scored] = stats.rank_groups_of(x[:, scored], n_boot, seed, alpha)
     rank_low = np.full(len(ordered), np.nan)
     rank_high = rank_low.copy()
     if x.size:
@@ -218,37 +210,107 @@ def rank_cells(cells: pd.DataFrame, per_example: PerExample,
         list(head.columns) + body + ["perplexity"]]
 
 
-def pairwise_matrix(cells: pd.DataFrame, per_example: PerExample,
-                    higher_is_better: Mapping[str, bool], weights: Mapping[str, float],
-                    n_boot: int = 1000, seed: int = 0, adjust: str = "holm",
-                    alpha: float = 0.05) -> pd.DataFrame:
-    """All-vs-all paired permutation p-values of the overall score, in ranking order.
+def select_pairs(ordered: pd.DataFrame,
+                 max_pairs: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """The pairs of ranked cells (positions in ``ordered``) that the all-pairs section tests.
 
-    ``adjust="holm"`` (default) Holm-corrects over the m = k(k-1)/2 distinct pairs; so that a
-    clear difference can survive the correction, the number of permutations is raised to at
-    least ``2 * m / alpha`` (the smallest Monte-Carlo p-value is 1 / (permutations + 1)).
-    ``"none"`` gives raw p-values from ``n_boot`` permutations. First column ``cell`` names
-    the row; the diagonal is empty.
+    All ``k(k-1)/2`` pairs when that is at most ``max_pairs`` (or ``max_pairs`` is None).
+    Otherwise pairs are taken in this order until there are ``max_pairs``: the leader against
+    every cell, each cell against the next, each model's smallest against its largest train
+    size, then all pairs among the top ``t`` cells for the largest ``t`` that fits. Returns
+    ``(left, right, t)``: positions with ``left < right`` in row-major order, and ``t``, the
+    number of leading cells all of whose pairs are included (``t == k`` when all are).
+    """
+    k = len(ordered)
+    if max_pairs is None or k * (k - 1) // 2 <= max_pairs:
+        i, j = np.triu_indices(k, 1)
+        return i, j, k
+    chosen: dict[tuple[int, int], None] = {}  # an insertion-ordered set
+
+    def add(pairs: list[tuple[int, int]]) -> None:
+        for pair in pairs[: max(max_pairs - len(chosen), 0)]:
+            chosen.setdefault(pair)
+
+    add([(0, j) for j in range(1, k)])
+    add([(j, j + 1) for j in range(k - 1)])
+    pos = ordered.reset_index(drop=True).assign(_pos=np.arange(k)).sort_values(
+        ["model", "train_size"], kind="stable").groupby("model", sort=False)["_pos"]
+    add([(min(a, b), max(a, b)) for a, b in zip(pos.first(), pos.last(), strict=True)
+         if a != b])
+    top = 1
+    while top < k:
+        new = [(i, top) for i in range(top) if (i, top) not in chosen]
+        if len(chosen) + len(new) > max_pairs:
+            break
+        chosen.update(dict.fromkeys(new))
+        top += 1
+    pairs = np.array(sorted(chosen), dtype=int).reshape(-1, 2)
+    return pairs[:, 0], pairs[:, 1], top
+
+
+def pairwise_tests(cells: pd.DataFrame, per_example: PerExample,
+                   higher_is_better: Mapping[str, bool], weights: Mapping[str, float],
+                   n_boot: int = 1000, seed: int = 0, adjust: str = "holm",
+                   alpha: float = 0.05, max_pairs: int | None = None,
+                   examples: Examples | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """Paired permutation p-values of the overall score for the pairs of :func:`select_pairs`.
+
+    ``adjust="holm"`` (default) Holm-corrects over the m tested pairs; so that a clear
+    difference can survive the correction, the number of permutations is raised to at least
+    ``2 * m / alpha`` (the smallest Monte-Carlo p-value is 1 / (permutations + 1)).
+    ``"none"`` gives raw p-values from ``n_boot`` permutations. Returns the long table
+    (``cell_a, cell_b, position_a, position_b, p_value``; positions are 1-based places in the
+    ranking, ``a`` above ``b``) and the labels of the top ``t`` cells of :func:`select_pairs`
+    (all cells when every pair was tested).
     """
     if adjust not in ("holm", "none"):
         raise ValueError(f"adjust must be 'holm' or 'none', got {adjust!r}")
     ordered = sort_cells(cells, higher_is_better, weights)
-    x = aligned_matrix(ordered, per_example, lambda f: example_overall(f, weights))
-    n_pairs = len(ordered) * (len(ordered) - 1) // 2
-    n_perm = max(n_boot, math.ceil(2 * n_pairs / alpha)) if adjust == "holm" else n_boot
-    p = stats.pairwise_pvalues(x, n_perm, seed)
+    examples = examples or sweep_examples(per_example, higher_is_better, weights)
+    x = examples.matrix(ordered, OVERALL)
+    i, j, top = select_pairs(ordered, max_pairs)
+    n_perm = max(n_boot, math.ceil(2 * len(i) / alpha)) if adjust == "holm" else n_boot
+    p = stats.pair_pvalues(x, i, j, n_perm, seed)
     if adjust == "holm":
-        i, j = np.triu_indices(len(p), 1)
-        p[i, j] = p[j, i] = stats.holm_adjust(p[i, j])
-    labels = [cell_label(m, s) for m, s in zip(ordered["model"], ordered["train_size"],
-                                               strict=True)]
+        p = stats.holm_adjust(p)
+    labels = np.array([cell_label(m, s) for m, s in zip(ordered["model"], ordered["train_size"],
+                                                        strict=True)], dtype=object)
+    table = pd.DataFrame({"cell_a": labels[i], "cell_b": labels[j], "position_a": i + 1,
+                          "position_b": j + 1, "p_value": p})
+    return table, list(labels[:top])
+
+
+def pvalue_matrix(tests: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
+    """The symmetric matrix of the first ``len(labels)`` ranked cells from
+    :func:`pairwise_tests` (every pair among them must be in ``tests``): first column
+    ``cell``, empty diagonal."""
+    top = len(labels)
+    first = tests[tests["position_b"] <= top]
+    p = np.full((top, top), np.nan)
+    i, j = first["position_a"].to_numpy() - 1, first["position_b"].to_numpy() - 1
+    p[i, j] = p[j, i] = first["p_value"].to_numpy(dtype=float)
     return pd.concat([pd.DataFrame({"cell": labels}), pd.DataFrame(p, columns=labels)], axis=1)
+
+
+def pairwise_matrix(cells: pd.DataFrame, per_example: PerExample,
+                    higher_is_better: Mapping[str, bool], weights: Mapping[str, float],
+                    n_boot: int = 1000, seed: int = 0, adjust: str = "holm",
+                    alpha: float = 0.05, max_pairs: int | None = None) -> pd.DataFrame:
+    """All-vs-all p-values of the overall score in ranking order (:func:`pairwise_tests`).
+
+    With more than ``max_pairs`` pairs only the top ``t`` cells of :func:`select_pairs` are
+    in the matrix (their p-values still Holm-adjusted over every tested pair). First column
+    ``cell`` names the row; the diagonal is empty.
+    """
+    tests, labels = pairwise_tests(cells, per_example, higher_is_better, weights, n_boot, seed,
+                                   adjust, alpha, max_pairs)
+    return pvalue_matrix(tests, labels)
 
 
 def adjacent_significance(cells: pd.DataFrame, per_example: PerExample,
                           higher_is_better: Mapping[str, bool], weights: Mapping[str, float],
-                          n_boot: int = 1000, seed: int = 0,
-                          alpha: float = 0.05) -> pd.DataFrame:
+                          n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
+                          examples: Examples | None = None) -> pd.DataFrame:
     """For overall_score and each metric: paired test of every adjacent pair in its ranking.
 
     The ranking of a metric respects its direction (ties by model, train_size; cells with no
@@ -257,29 +319,29 @@ def adjacent_significance(cells: pd.DataFrame, per_example: PerExample,
     ``permutation`` otherwise, empty (NaN p) without per-example data. Raw p-values.
     """
     ordered = sort_cells(cells, higher_is_better, weights)
-    rows = []
+    examples = examples or sweep_examples(per_example, higher_is_better, weights)
+    parts = []
     for metric in [OVERALL, *metric_columns(ordered, higher_is_better)]:
         higher = True if metric == OVERALL else higher_is_better[metric]
         sub = order_best(ordered, metric, higher)
-        getter = ((lambda f: example_overall(f, weights)) if metric == OVERALL
-                  else (lambda f, m=metric: f[m] if m in f.columns else None))
-        x = aligned_matrix(sub, per_example, getter)
+        if len(sub) < 2:
+            continue
+        x = examples.matrix(sub, metric)
         tests, p = adjacent_tests(x, n_boot, seed)
-        for i, (test, pv) in enumerate(zip(tests, p, strict=True)):
-            better, worse = sub.iloc[i], sub.iloc[i + 1]
-            both = ~(np.isnan(x[:, i]) | np.isnan(x[:, i + 1]))
-            rows.append({
-                "metric": metric, "position": i + 1,
-                "better_model": better["model"], "better_train_size": better["train_size"],
-                "worse_model": worse["model"], "worse_train_size": worse["train_size"],
-                "better_value": better[metric], "worse_value": worse[metric],
-                "difference": better[metric] - worse[metric], "n_pairs": int(both.sum()),
-                "test": test, "p_value": pv,
-                "significant": pd.NA if np.isnan(pv) else bool(pv < alpha),
-            })
+        value, model, size = (sub[c].to_numpy() for c in (metric, "model", "train_size"))
+        parts.append(pd.DataFrame({
+            "metric": metric, "position": np.arange(1, len(sub)),
+            "better_model": model[:-1], "better_train_size": size[:-1],
+            "worse_model": model[1:], "worse_train_size": size[1:],
+            "better_value": value[:-1], "worse_value": value[1:],
+            "difference": value[:-1] - value[1:],
+            "n_pairs": (~(np.isnan(x[:, :-1]) | np.isnan(x[:, 1:]))).sum(axis=0),
+            "test": tests, "p_value": p,
+            "significant": pd.array(np.where(np.isnan(p), None, p < alpha), dtype="boolean"),
+        }))
     cols = ["metric", "position", "better_model", "better_train_size", "worse_model",
             "worse_train_size", "better_value", "worse_value", "difference", "n_pairs", "test",
             "p_value", "significant"]
-    out = pd.DataFrame(rows, columns=cols)
-    out["significant"] = out["significant"].astype("boolean")
-    return out
+    if not parts:
+        return pd.DataFrame(columns=cols).astype({"significant": "boolean"})
+    return pd.concat(parts, ignore_index=True)[cols]

@@ -6,14 +6,23 @@ running job) and folders whose files cannot be read are reported, never fatal.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from pipeline.core.io import InputError, read_json, read_jsonl, read_records
+from pipeline.core.io import (
+    InputError,
+    dumps,
+    file_sha256,
+    read_json,
+    read_jsonl,
+    read_records,
+)
 from pipeline.core.paths import OutputPaths, run_file
 from pipeline.generators.predictions import HUMAN_PREFIX
 
@@ -51,11 +60,42 @@ def _human_rows(pred_path: Path, model: str, train_size: int) -> list[dict]:
     return rows
 
 
+def run_dirs(paths: OutputPaths) -> list[Path]:
+    """Every run folder under ``runs/``, sorted (``.<name>``: a re-run's staging, left out)."""
+    return sorted(p for p in paths.runs.glob("*/*") if p.is_dir() and not p.name.startswith("."))
+
+
+def inputs_digest(output_dir: str | Path, settings: Any, table: str | Path | None = None) -> str:
+    """sha256 over everything the aggregate reads: each run folder's name and, when finished,
+    the bytes of its manifest, metrics and scores (and predictions, when they carry human
+    judgments), or the ``input=`` table; plus ``settings`` (JSON-serialisable config) and the
+    aggregate stage's own source code. Equal digests mean equal outputs."""
+    h = hashlib.sha256(dumps(settings).encode())
+    for source in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(source.read_bytes())
+    if table is not None:
+        h.update(file_sha256(table).encode())
+        return h.hexdigest()
+    paths = OutputPaths(Path(output_dir))
+    for run_dir in run_dirs(paths):
+        h.update(run_dir.relative_to(paths.root).as_posix().encode() + b"\0")
+        if not run_file(run_dir, "manifest").exists():
+            continue
+        kinds = ["manifest", "metrics", "scores"]
+        try:
+            if read_json(run_file(run_dir, "metrics")).get("human_fields"):
+                kinds.append("predictions")
+            h.update("".join(file_sha256(run_file(run_dir, k)) for k in kinds).encode())
+        except (OSError, ValueError, AttributeError) as exc:  # left out by load_runs too
+            h.update(f"unreadable: {exc}".encode())
+    return h.hexdigest()
+
+
 def load_runs(output_dir: str | Path) -> SweepResults:
     """Every finished cell under ``<output_dir>/runs``; unfinished ones go to ``problems``."""
     paths = OutputPaths(Path(output_dir))
     rows, per_example, human, problems = [], {}, [], []
-    for run_dir in sorted(p for p in paths.runs.glob("*/*") if p.is_dir()):
+    for run_dir in run_dirs(paths):
         rel = run_dir.relative_to(paths.root)
         if not run_file(run_dir, "manifest").exists():
             problems.append(f"{rel}: unfinished (no manifest.json)")
@@ -63,6 +103,13 @@ def load_runs(output_dir: str | Path) -> SweepResults:
         try:
             metrics = read_json(run_file(run_dir, "metrics"))
             row = _cell_row(metrics)
+            owner = paths.run_dir(row["model"], row["train_size"])
+            if owner != run_dir:
+                problems.append(f"{rel}: its metrics.json is for model {row['model']!r} at "
+                                f"train_size {row['train_size']}, whose run folder is "
+                                f"{owner.relative_to(paths.root)} (a copied or renamed "
+                                "folder?); move it there or re-run that cell")
+                continue
             scores = pd.read_parquet(run_file(run_dir, "scores"))
             if metrics.get("human_fields"):
                 human.extend(_human_rows(run_file(run_dir, "predictions"), row["model"],

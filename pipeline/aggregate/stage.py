@@ -6,7 +6,8 @@
 
 It needs no multirun callback: run it any time; unfinished or unreadable cells are listed
 and left out. Writes ``model_comparison.csv``, ``tables/*.csv`` (+ ``.md``) and
-``analysis.md`` under ``output_dir``.
+``analysis.md`` under ``output_dir``, as one set (:mod:`pipeline.aggregate.publish`); when
+its inputs are unchanged since that set was published it keeps it (``force=true`` redoes it).
 """
 
 from __future__ import annotations
@@ -14,11 +15,18 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from pipeline.aggregate.publish import write_all
-from pipeline.aggregate.runs import CELL_COLUMNS, SweepResults, load_runs, load_table
-from pipeline.core.errors import ConfigError
+from pipeline.aggregate.publish import published, remove_strays, write_all
+from pipeline.aggregate.runs import (
+    CELL_COLUMNS,
+    SweepResults,
+    inputs_digest,
+    load_runs,
+    load_table,
+)
+from pipeline.aggregate.tracking import track_sweep
+from pipeline.core.errors import ConfigError, InputError
 from pipeline.core.paths import OutputPaths
 from pipeline.scoring.metrics import directions
 
@@ -27,13 +35,22 @@ SHOWN = ("rank", "rank_group", "model", "train_size", "params_b", "overall_score
 
 
 def usable_weights(cfg: DictConfig, results: SweepResults) -> dict[str, float]:
-    """``aggregate.weights`` restricted to columns present in the results."""
+    """``aggregate.weights`` restricted to columns present in the results; weighting a
+    column that no cell has per example (a corpus-level metric) is a ConfigError."""
     weights = {k: float(v) for k, v in cfg.aggregate.weights.items()}
     present = {k: v for k, v in weights.items() if k in results.cells.columns}
     absent = sorted(set(weights) - set(present))
     if absent:
         log.warning("aggregate.weights: no results for %s; the overall score uses %s",
                     ", ".join(absent), ", ".join(sorted(present)) or "nothing")
+    frames = list(results.per_example.values())
+    for col, weight in present.items():
+        if weight > 0 and frames and not any(col in frame.columns for frame in frames):
+            raise ConfigError(
+                f"aggregate.weights.{col}: {col} is a corpus-level metric (one value per "
+                "cell, no per-example values), so it cannot enter the per-example overall "
+                "score, its confidence intervals and paired tests; weight per-example "
+                "metrics only")
     if not present and "overall_score" not in results.cells.columns:
         raise ConfigError("aggregate.weights: none of the weighted columns "
                           f"({', '.join(sorted(weights))}) is in the results")
@@ -43,13 +60,22 @@ def usable_weights(cfg: DictConfig, results: SweepResults) -> dict[str, float]:
 def aggregate(cfg: DictConfig) -> dict[str, Path]:
     """Rank the cells and write every table; returns the written paths by name."""
     paths = OutputPaths(Path(cfg.output_dir))
+    higher = directions(cfg.tasks)
+    settings = {"aggregate": OmegaConf.to_container(cfg.aggregate, resolve=True),
+                "tasks": OmegaConf.to_container(cfg.tasks, resolve=True), "directions": higher}
+    inputs = inputs_digest(paths.root, settings, cfg.input)
+    remove_strays(paths.root)  # what a killed aggregate left, first: it may hold the set
+    if not cfg.force and _unchanged(paths, inputs):
+        _print_top(paths.comparison_csv)
+        track_sweep(cfg)  # tracking=mlflow: update the sweep's runs
+        return {"model_comparison": paths.comparison_csv, "analysis": paths.analysis_md,
+                **{p.stem: p for p in sorted(paths.tables.glob("*.csv"))}}
     results = load_table(cfg.input) if cfg.input else load_runs(paths.root)
     for problem in results.problems:
         log.warning("left out: %s", problem)
     if results.cells.empty:
         raise ConfigError(f"no finished cells under {paths.runs}: run "
                           "`python -m pipeline.compare -m` first, or give input=<table.csv>")
-    higher = directions(cfg.tasks)
     metric_cols = [c for c in results.cells.columns if c in higher]
     unknown = [c for c in results.cells.columns
                if c not in higher and c not in (*CELL_COLUMNS, "overall_score")]
@@ -60,9 +86,27 @@ def aggregate(cfg: DictConfig) -> dict[str, Path]:
     agg = cfg.aggregate
     written = write_all(paths.root, results.cells, results.per_example, higher,
                         usable_weights(cfg, results), human=results.human, margin=agg.margin,
-                        n_boot=agg.n_boot, seed=agg.seed, alpha=agg.alpha)
+                        n_boot=agg.n_boot, seed=agg.seed, alpha=agg.alpha,
+                        max_pairs=agg.max_pairs, inputs=inputs,
+                        min_effect=agg.min_effect)
     _print_top(paths.comparison_csv)
+    track_sweep(cfg)
     return written
+
+
+def _unchanged(paths: OutputPaths, inputs: str) -> bool:
+    """Whether the published set was made from exactly these inputs (and is intact)."""
+    try:
+        stamp = published(paths.root)
+    except InputError as exc:
+        log.warning("published aggregate set is not intact (%s); recomputing", exc)
+        return False
+    if stamp is None or stamp.get("inputs") != inputs:
+        return False
+    log.info("aggregate: inputs unchanged since set %s (%d cells; cell files, config and code "
+             "content-checked): kept, not recomputed (force=true recomputes)",
+             stamp["run_id"], stamp["n_cells"])
+    return True
 
 
 def _print_top(csv_path: Path, n: int = 10) -> None:

@@ -6,7 +6,7 @@ NaN marks a missing per-example value and is ignored (pairwise for paired tests)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 from scipy import stats as sps
@@ -68,6 +68,32 @@ def bootstrap_ci(values: np.ndarray, n_boot: int = 1000, alpha: float = 0.05,
     return low, high
 
 
+def bootstrap_ci_blocks(blocks: Sequence[np.ndarray], n_boot: int = 1000, alpha: float = 0.05,
+                        seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`bootstrap_ci` of each ``(n_i, c_i)`` block, batched: blocks with the same number
+    of rows are stacked side by side (up to a fixed number of columns per batch), so they share
+    one set of seeded resamples, exactly as each would draw alone."""
+    out: list[tuple[np.ndarray, np.ndarray]] = [(np.array([]), np.array([]))] * len(blocks)
+    by_rows: dict[int, list[int]] = {}
+    for i, block in enumerate(blocks):
+        by_rows.setdefault(len(block), []).append(i)
+    width = max(1, _CHUNK_ELEMENTS // max(n_boot, 1) // 8)  # columns of means per batch
+    for members in by_rows.values():
+        batch: list[int] = []
+        for i in [*members, None]:
+            if i is not None and sum(blocks[b].shape[1] for b in batch) < width:
+                batch.append(i)
+                continue
+            if batch:
+                low, high = bootstrap_ci(np.hstack([blocks[b] for b in batch]), n_boot, alpha,
+                                         seed)
+                edges = np.cumsum([0] + [blocks[b].shape[1] for b in batch])
+                for b, lo, hi in zip(batch, edges[:-1], edges[1:], strict=True):
+                    out[b] = (low[lo:hi], high[lo:hi])
+            batch = [] if i is None else [i]
+    return out
+
+
 def _sign_blocks(n: int, n_perm: int, seed: int) -> tuple[Iterator[np.ndarray], bool]:
     """Sign-flip matrices: all ``2**n`` patterns when that is <= ``n_perm`` (exact), else random."""
     if n < 31 and 2**n <= n_perm:
@@ -80,15 +106,27 @@ def _sign_blocks(n: int, n_perm: int, seed: int) -> tuple[Iterator[np.ndarray], 
 
 def _sign_flip_p(values: np.ndarray, left: np.ndarray, right: np.ndarray, count: np.ndarray,
                  n_perm: int, seed: int) -> np.ndarray:
-    """Sign-flip p-values for the sums of ``values[:, left] - values[:, right]`` (pairwise)."""
+    """Sign-flip p-values for the sums of ``values[:, left] - values[:, right]`` (pairwise).
+
+    One shared set of sign flips serves every pair. Memory stays under a fixed budget: each
+    block of sign patterns is applied in row slices, and the pairs are compared in chunks, so
+    neither ``permutations x columns`` nor ``permutations x pairs`` is ever held at once.
+    """
     observed = np.abs(values[:, left].sum(axis=0) - values[:, right].sum(axis=0))
     threshold = observed * (1 - 1e-9)  # tolerate float round-off between equal statistics
     blocks, exact = _sign_blocks(len(values), n_perm, seed)
     hits = np.zeros(len(left))
+    pair_step = max(1, min(len(left), _CHUNK_ELEMENTS // 1024))
+    row_step = max(1, _CHUNK_ELEMENTS // max(values.shape[1], pair_step))
     total = 0
     for signs in blocks:
-        flipped = signs @ values
-        hits += (np.abs(flipped[:, left] - flipped[:, right]) >= threshold).sum(axis=0)
+        for start in range(0, len(signs), row_step):
+            flipped = signs[start:start + row_step] @ values
+            for lo in range(0, len(left), pair_step):
+                sl = slice(lo, lo + pair_step)
+                diff = np.subtract(flipped[:, left[sl]], flipped[:, right[sl]])
+                np.abs(diff, out=diff)
+                hits[sl] += np.count_nonzero(diff >= threshold[sl], axis=0)
         total += len(signs)
     p = hits / total if exact else (hits + 1) / (total + 1)
     return np.where(count > 0, p, np.nan)
@@ -146,6 +184,32 @@ def holm_adjust(p_values: np.ndarray) -> np.ndarray:
     return out
 
 
+def pair_pvalues(x: np.ndarray, left: np.ndarray, right: np.ndarray, n_perm: int = 1000,
+                 seed: int = 0) -> np.ndarray:
+    """Paired sign-flip p-values of the column pairs ``(left[i], right[i])`` of ``(n, k)``.
+
+    Equal to :func:`paired_permutation_test` on each pair (same seed, same sign flips), but
+    vectorised: only the columns named are used, and pairs of two complete columns share one
+    matrix product per cell instead of one per pair. NaN rows are dropped per pair.
+    """
+    x = _as_2d(x)
+    left, right = np.asarray(left, dtype=int), np.asarray(right, dtype=int)
+    p = np.full(len(left), np.nan)
+    if not len(left):
+        return p
+    complete = ~np.isnan(x).any(axis=0)
+    direct = complete[left] & complete[right]
+    if direct.any():
+        cols, idx = np.unique(np.concatenate([left[direct], right[direct]]),
+                              return_inverse=True)
+        m = int(direct.sum())
+        p[direct] = _sign_flip_p(x[:, cols], idx[:m], idx[m:], np.full(m, len(x)), n_perm, seed)
+    rest = ~direct
+    if rest.any():
+        p[rest] = paired_permutation_test(x[:, left[rest]], x[:, right[rest]], n_perm, seed)
+    return p
+
+
 def pairwise_pvalues(x: np.ndarray, n_perm: int = 1000, seed: int = 0) -> np.ndarray:
     """Raw paired-permutation p-values between all columns of ``(n, k)``.
 
@@ -155,13 +219,7 @@ def pairwise_pvalues(x: np.ndarray, n_perm: int = 1000, seed: int = 0) -> np.nda
     k = x.shape[1]
     out = np.full((k, k), np.nan)
     i, j = np.triu_indices(k, 1)
-    if not len(i):
-        return out
-    if np.isnan(x).any():  # pair-specific missing examples: test each pair's own columns
-        p = paired_permutation_test(x[:, i], x[:, j], n_perm, seed)
-    else:  # same signs, same p-values, but each cell is sign-flipped once instead of per pair
-        p = _sign_flip_p(x, i, j, np.full(len(i), len(x)), n_perm, seed)
-    out[i, j] = out[j, i] = p
+    out[i, j] = out[j, i] = pair_pvalues(x, i, j, n_perm, seed)
     return out
 
 
@@ -177,13 +235,39 @@ def rank_groups(p_values: np.ndarray, alpha: float = 0.05) -> np.ndarray:
     k = len(p)
     if k == 0 or (k > 1 and np.isnan(p[~np.eye(k, dtype=bool)]).all()):
         return np.full(k, np.nan)
+    return walk_groups(k, lambda leader, cols: p[leader, cols], alpha)
+
+
+def walk_groups(k: int, leader_p: Callable[[int, np.ndarray], np.ndarray],
+                alpha: float = 0.05, chunk: int = 64) -> np.ndarray:
+    """The walk of :func:`rank_groups`, asking ``leader_p(leader, cols)`` only for the p-values
+    it needs (the current leader against the next ``chunk`` cells), so a ranking of k cells
+    costs about k tests instead of k(k-1)/2."""
     groups = np.ones(k)
-    leader = 0
-    for j in range(1, k):
-        new = p[leader, j] < alpha
-        groups[j] = groups[j - 1] + new
-        leader = j if new else leader
+    leader, j = 0, 1
+    while j < k:
+        cols = np.arange(j, min(k, j + chunk))
+        j = cols[-1] + 1
+        for col, pv in zip(cols, leader_p(leader, cols), strict=True):
+            new = pv < alpha
+            groups[col] = groups[col - 1] + new
+            if new:
+                leader, j = col, col + 1
+                break
     return groups
+
+
+def rank_groups_of(x: np.ndarray, n_perm: int = 1000, seed: int = 0,
+                alpha: float = 0.05) -> np.ndarray:
+    """:func:`rank_groups` of the columns of ``(n, k)`` (sorted best first), computing only the
+    leader-vs-cell p-values the walk reads; equal to ``rank_groups(pairwise_pvalues(x))``."""
+    x = _as_2d(x)
+    k = x.shape[1]
+    shared = (~np.isnan(x)).sum(axis=1) >= 2  # rows where some pair of cells has data
+    if k == 0 or (k > 1 and not shared.any()):
+        return np.full(k, np.nan)
+    return walk_groups(k, lambda leader, cols: pair_pvalues(
+        x, np.full(len(cols), leader), cols, n_perm, seed), alpha)
 
 
 def rank_intervals(x: np.ndarray, fixed: np.ndarray | None = None, n_boot: int = 1000,

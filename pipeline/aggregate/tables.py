@@ -14,6 +14,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from pipeline.aggregate.human_stats import (
+    METHODS,
+    bootstrap_ci,
+    rowwise_corr,
+    summary_pvalue,
+    system_pvalue,
+)
 from pipeline.aggregate.ranking import (
     OVERALL,
     PerExample,
@@ -247,40 +254,15 @@ def recommendations(ranked: pd.DataFrame, margin: float = 0.01,
     return pd.DataFrame(rows, columns=cols)
 
 
-def _rowwise_corr(x: np.ndarray, y: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
-    """Correlation of each row of ``x`` with the same row of ``y`` over entries present in both.
-
-    Returns (correlations, number of pairs); fewer than 3 pairs or a constant row gives NaN.
-    ``spearman`` is Pearson on average ranks; ``kendall`` is tau-b (as scipy's default).
-    """
-    mask = ~(np.isnan(x) | np.isnan(y))
-    x, y = np.where(mask, x, np.nan), np.where(mask, y, np.nan)
-    n = mask.sum(axis=1)
-    if method == "spearman":
-        x = sps.rankdata(x, axis=1, nan_policy="omit")
-        y = sps.rankdata(y, axis=1, nan_policy="omit")
-    if method == "kendall":
-        i, j = np.triu_indices(x.shape[1], 1)
-        sx = np.nan_to_num(np.sign(x[:, i] - x[:, j]))
-        sy = np.nan_to_num(np.sign(y[:, i] - y[:, j]))
-        num, den = (sx * sy).sum(axis=1), np.sqrt((sx**2).sum(axis=1) * (sy**2).sum(axis=1))
-    else:
-        x, y = np.where(mask, x, 0.0), np.where(mask, y, 0.0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            xc = np.where(mask, x - x.sum(axis=1, keepdims=True) / n[:, None], 0.0)
-            yc = np.where(mask, y - y.sum(axis=1, keepdims=True) / n[:, None], 0.0)
-        num, den = (xc * yc).sum(axis=1), np.sqrt((xc**2).sum(axis=1) * (yc**2).sum(axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = np.where((n >= 3) & (den > 1e-12), num / den, np.nan)
-    return np.clip(r, -1.0, 1.0), n
-
-
-HUMAN_COLUMNS = ["metric", "aspect", "level", "n", "pearson", "spearman", "kendall"]
+HUMAN_COLUMNS = ["metric", "aspect", "level", "n", *METHODS, *(f"{m}_p" for m in METHODS),
+                 *(f"{m}_ci_{e}" for m in METHODS for e in ("low", "high"))]
 
 
 def human_correlations(per_example: PerExample, cells: pd.DataFrame, human: pd.DataFrame,
-                       weights: Mapping[str, float] | None = None) -> pd.DataFrame:
-    """Metric-vs-human correlations at system and summary level (Pearson, Spearman, Kendall).
+                       weights: Mapping[str, float] | None = None, n_boot: int = 1000,
+                       seed: int = 0, alpha: float = 0.05) -> pd.DataFrame:
+    """Metric-vs-human correlations at system and summary level (Pearson, Spearman, Kendall)
+    with p-values and bootstrap CIs over documents (see :mod:`pipeline.aggregate.human_stats`).
 
     Per-example scores of the cells in ``cells`` are joined with ``human`` on
     (model, train_size, id). System level: correlate per-system means across systems
@@ -314,16 +296,20 @@ def human_correlations(per_example: PerExample, cells: pd.DataFrame, human: pd.D
     rows = []
     for metric in metrics:
         for aspect in aspects:
-            for level in ("system", "summary"):
-                row = {"metric": metric, "aspect": aspect, "level": level}
-                for method in ("pearson", "spearman", "kendall"):
-                    if level == "system":
-                        r, n = _rowwise_corr(means[[metric]].to_numpy().T,
-                                             means[[aspect]].to_numpy().T, method)
-                        row["n"], row[method] = int(n[0]), float(r[0])
-                    else:
-                        r, _ = _rowwise_corr(wide[metric], wide[aspect], method)
-                        row["n"] = int((~np.isnan(r)).sum())
-                        row[method] = float(np.nanmean(r)) if row["n"] else np.nan
-                rows.append(row)
+            x, y = means[metric].to_numpy(dtype=float), means[aspect].to_numpy(dtype=float)
+            row = {level: {"metric": metric, "aspect": aspect, "level": level}
+                   for level in ("system", "summary")}
+            for method in METHODS:
+                r, n = rowwise_corr(x[None, :], y[None, :], method)
+                row["system"].update({"n": int(n[0]), method: float(r[0]),
+                                      f"{method}_p": system_pvalue(x, y, method)})
+                per_doc, _ = rowwise_corr(wide[metric], wide[aspect], method)
+                n_docs = int((~np.isnan(per_doc)).sum())
+                row["summary"].update({"n": n_docs,
+                                       method: float(np.nanmean(per_doc)) if n_docs else np.nan,
+                                       f"{method}_p": summary_pvalue(per_doc)})
+                ci = bootstrap_ci(wide[metric], wide[aspect], method, n_boot, seed, alpha)
+                for level, (low, high) in ci.items():
+                    row[level].update({f"{method}_ci_low": low, f"{method}_ci_high": high})
+            rows.extend(row.values())
     return pd.DataFrame(rows, columns=HUMAN_COLUMNS)

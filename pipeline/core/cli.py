@@ -13,6 +13,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from omegaconf.errors import MissingMandatoryValue
+
 from pipeline.core.errors import UserError
 from pipeline.core.paths import CONF_DIR
 
@@ -31,9 +33,11 @@ def catch_user_errors(label: Callable[[Any], str]) -> Callable:
                 return fn(cfg)
             except UserError as exc:
                 text = f"{label(cfg)}: {exc}"
-                _failures.append(text)
-                print(f"error: {text}", file=sys.stderr, flush=True)
-                return None
+            except MissingMandatoryValue as exc:  # a `???` value the command line did not set
+                text = f"{exc.full_key} is required: set {exc.full_key}=..."
+            _failures.append(text)
+            print(f"error: {text}", file=sys.stderr, flush=True)
+            return None
 
         return wrapper
 
@@ -64,9 +68,15 @@ def exit_with_failures(entry: Callable[[], object]) -> None:
 
     Hydra prints config composition errors (a typo in a key, a wrong type) itself and exits
     with status 1 before any task runs; those become status 2 like every other user error.
+    Ctrl-C ends with one line and status 130; finished cells are kept, so the same command
+    resumes.
     """
     try:
         entry()
+    except KeyboardInterrupt:
+        print("interrupted (Ctrl-C): finished results are kept; run the same command again "
+              "to resume", file=sys.stderr, flush=True)
+        sys.exit(130)
     except SystemExit as exc:
         if exc.code == 1 and not _started:
             sys.exit(2)

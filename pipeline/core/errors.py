@@ -6,6 +6,10 @@ Anything else is a programming error and keeps its traceback.
 
 from __future__ import annotations
 
+import errno
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -31,5 +35,32 @@ class ConfigError(UserError, ValueError):
     """A configuration value that cannot work (the message names the config key)."""
 
 
+class ScoreError(UserError):
+    """A metric value that cannot be right (NaN, infinite or outside the metric's range);
+    the message names the metric, task and example, and the likely cause."""
+
+
 class MissingModelError(UserError):
     """Neither predictions nor a usable checkpoint exist for a cell; says which key to set."""
+
+
+class StorageError(UserError):
+    """A file could not be written: disk full, no permission or a read-only file system."""
+
+
+# errno values that mean "the storage refuses the write", not a bug
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM,
+                            errno.EROFS})
+
+
+@contextmanager
+def reporting_storage_errors(path: str | Path) -> Iterator[None]:
+    """Raise a :class:`StorageError` naming the file (else ``path``) when a write inside
+    fails for lack of space or permission; other errors pass unchanged."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in STORAGE_ERRNOS:
+            raise
+        reason = exc.strerror or os.strerror(exc.errno)
+        raise StorageError(f"cannot write {exc.filename or path}: {reason}") from None

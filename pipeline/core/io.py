@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import math
 import os
-import tempfile
+import re
+import secrets
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,11 +28,43 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def _temp_name(folder: str | Path, prefix: str, suffix: str) -> str:
+    return os.path.join(folder, f"{prefix}{secrets.token_hex(8)}{suffix}")
+
+
+def create_temp_file(folder: str | Path, prefix: str, suffix: str = ".tmp") -> tuple[int, str]:
+    """A new empty file in ``folder``, opened for writing: ``(fd, path)``.
+
+    Unlike ``tempfile.mkstemp`` (always 0600) its permissions follow the umask like any
+    ``open()`` (0644 under umask 022), so a shared ``output_dir`` or cache stays readable
+    to colleagues once the file is renamed into place.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        name = _temp_name(folder, prefix, suffix)
+        try:
+            return os.open(name, flags, 0o666), name
+        except FileExistsError:  # pragma: no cover - 64 random bits collided
+            continue
+
+
+def create_temp_dir(folder: str | Path, prefix: str, suffix: str = ".tmp") -> str:
+    """A new empty directory in ``folder`` whose permissions follow the umask (0755 under
+    umask 022), unlike ``tempfile.mkdtemp`` (always 0700)."""
+    while True:
+        name = _temp_name(folder, prefix, suffix)
+        try:
+            os.mkdir(name, 0o777)
+            return name
+        except FileExistsError:  # pragma: no cover - 64 random bits collided
+            continue
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, fsync, then rename over it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = create_temp_file(path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -80,15 +114,46 @@ def write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, dumps(obj) + "\n")
 
 
+class _DuplicateKeyError(Exception):
+    """A key given twice in one JSON object (``key``); readers turn it into an InputError."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    """``object_pairs_hook`` refusing a repeated key (json's default keeps the last one)."""
+    obj: dict = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _DuplicateKeyError(key)
+        obj[key] = value
+    return obj
+
+
+_STRICT_JSON = json.JSONDecoder(object_pairs_hook=_unique_keys)
+_DUPLICATE_KEY = "key given twice in one JSON object"
+
+
+def _decode(path: Path, data: bytes, line: int | None = None) -> str:
+    """UTF-8 text of ``data`` without a leading byte-order mark (Windows editors add one)."""
+    try:
+        return data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise InputError(path, f"not UTF-8 ({exc.reason} at byte {exc.start})",
+                         line=line) from None
+
+
 def read_json(path: str | Path) -> Any:
-    """Read a JSON file; malformed JSON is an :class:`InputError`."""
+    """Read a JSON file; malformed JSON or a repeated key is an :class:`InputError`."""
     path = Path(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return _STRICT_JSON.decode(_decode(path, path.read_bytes()))
     except json.JSONDecodeError as exc:
         raise InputError(path, f"invalid JSON: {exc.msg}", line=exc.lineno) from None
-    except UnicodeDecodeError as exc:
-        raise InputError(path, f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except _DuplicateKeyError as exc:
+        raise InputError(path, _DUPLICATE_KEY, field=exc.key) from None
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
@@ -98,21 +163,21 @@ def write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
-    """Yield ``(line_number, object)``; blank lines are skipped, bad lines raise InputError."""
+    """Yield ``(line_number, object)``; blank lines are skipped, bad lines (and a key given
+    twice in one object) raise InputError. A UTF-8 byte-order mark opening a line (files
+    saved by Windows editors, or joined with ``cat``) is ignored."""
     path = Path(path)
     with open(path, "rb") as fh:
         for lineno, raw in enumerate(fh, start=1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise InputError(path, f"not UTF-8 ({exc.reason} at byte {exc.start})",
-                                 line=lineno) from None
+            text = _decode(path, raw, lineno)
             if not text.strip():
                 continue
             try:
-                obj = json.loads(text)
+                obj = _STRICT_JSON.decode(text)
             except json.JSONDecodeError as exc:
                 raise InputError(path, f"not valid JSON: {exc.msg}", line=lineno) from None
+            except _DuplicateKeyError as exc:
+                raise InputError(path, _DUPLICATE_KEY, line=lineno, field=exc.key) from None
             if not isinstance(obj, dict):
                 raise InputError(path, f"expected a JSON object, got {type(obj).__name__}",
                                  line=lineno)
@@ -124,11 +189,48 @@ def read_jsonl(path: str | Path) -> list[dict]:
     return [obj for _, obj in iter_jsonl(path)]
 
 
+def _json_array(path: Path, text: str) -> list[tuple[int, dict]]:
+    """Objects of a JSON array ``[{...}, ...]`` as ``(line where each starts, object)``;
+    errors name the 0-based element index and the line."""
+    newlines = [m.start() for m in re.finditer("\n", text)]
+
+    def line_at(pos: int) -> int:
+        return bisect.bisect_left(newlines, pos) + 1
+
+    space = re.compile(r"[ \t\n\r]*")  # JSON's whitespace
+    pos = space.match(text, space.match(text).end() + 1).end()  # after the "["
+    rows: list[tuple[int, dict]] = []
+    while not (rows == [] and text.startswith("]", pos)):
+        where = f"array element [{len(rows)}]"
+        try:
+            obj, end = _STRICT_JSON.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            raise InputError(path, f"{where}: not valid JSON: {exc.msg}",
+                             line=exc.lineno) from None
+        except _DuplicateKeyError as exc:
+            raise InputError(path, f"{where}: {_DUPLICATE_KEY}", line=line_at(pos),
+                             field=exc.key) from None
+        if not isinstance(obj, dict):
+            raise InputError(path, f"{where}: expected a JSON object, got "
+                                   f"{type(obj).__name__}", line=line_at(pos))
+        rows.append((line_at(pos), obj))
+        pos = space.match(text, end).end()
+        if text.startswith("]", pos):
+            break
+        if not text.startswith(",", pos):
+            raise InputError(path, f"after {where}: expected ',' or ']'", line=line_at(pos))
+        pos = space.match(text, pos + 1).end()
+    pos = space.match(text, pos + 1).end()
+    if pos < len(text):
+        raise InputError(path, "extra data after the JSON array", line=line_at(pos))
+    return rows
+
+
 def write_parquet(path: str | Path, df: pd.DataFrame) -> None:
     """Atomically write a DataFrame as parquet."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = create_temp_file(path.parent, prefix=f".{path.name}.")
     os.close(fd)
     try:
         df.to_parquet(tmp, index=False)
@@ -179,16 +281,26 @@ def _plain(value: Any) -> Any:
 
 
 def read_records(path: str | Path) -> list[tuple[int, dict]]:
-    """Rows of a JSONL, CSV or parquet file as ``(line, record)``.
+    """Rows of a JSONL, JSON, CSV or parquet file as ``(line, record)``.
 
-    ``line`` is the 1-based line of the file for JSONL and CSV (the header is line 1) and the
-    1-based row number for parquet. Missing CSV/parquet cells become ``None``.
+    ``line`` is the 1-based line of the file for JSONL and CSV (the header is line 1), the
+    line where each object starts in a ``.json`` array file (a ``.json`` file not starting
+    with ``[`` is read as JSONL) and the 1-based row number for parquet. Missing CSV/parquet
+    cells become ``None``; a UTF-8 byte-order mark is ignored; a key repeated in one JSON
+    object, a semicolon-separated CSV and a directory are errors; a parquet file's named
+    index (``id`` saved as the index) is read as a column.
     """
     path = Path(path)
     if not path.exists():
         raise InputError(path, "file not found")
+    if path.is_dir():
+        raise InputError(path, "is a directory, not a file")
     suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".json"):
+    text = _decode(path, path.read_bytes()) if suffix == ".json" else ""
+    if text.lstrip(" \t\n\r").startswith("["):
+        rows = _json_array(path, text)
+        first_line = None
+    elif suffix in (".jsonl", ".json"):
         rows = list(iter_jsonl(path))
         first_line = None
     elif suffix == ".csv":
@@ -201,6 +313,9 @@ def read_records(path: str | Path) -> list[tuple[int, dict]]:
             raise InputError(path, f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
             raise InputError(path, f"not a readable CSV: {exc}") from None
+        if len(df.columns) == 1 and ";" in str(df.columns[0]):
+            raise InputError(path, "one column whose header contains ';': the file looks "
+                                   "semicolon-separated; save it comma-separated", line=1)
         first_line = 2
     elif suffix == ".parquet":
         import pandas as pd
@@ -209,6 +324,9 @@ def read_records(path: str | Path) -> list[tuple[int, dict]]:
             df = pd.read_parquet(path)
         except Exception as exc:  # pyarrow raises several types for corrupt files
             raise InputError(path, f"not a readable parquet file: {exc}") from None
+        index = [n for n in df.index.names if n is not None]
+        if index and not set(index) & set(df.columns):
+            df = df.reset_index()  # e.g. df.set_index("id").to_parquet(...)
         first_line = 1
     else:
         raise InputError(path, f"unsupported file type {suffix!r}; use one of "

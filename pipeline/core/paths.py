@@ -6,9 +6,13 @@ under ``cache_dir`` (config key, or the ``PIPELINE_CACHE_DIR`` environment varia
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from pipeline.core.errors import ConfigError
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"  # the project's Hydra configs
 CACHE_ENV = "PIPELINE_CACHE_DIR"
@@ -35,9 +39,28 @@ def prompt_file(name: str) -> Path:
     return CONF_DIR / "prompts" / f"{name}.yaml"
 
 
-def safe_name(name: str) -> str:
-    """A file-system safe version of a model name (``/`` and spaces replaced)."""
-    return "".join(c if c.isalnum() or c in "-_.=" else "_" for c in str(name))
+SAFE_NAME = re.compile(r"[A-Za-z0-9_=-][A-Za-z0-9._=-]{0,99}")  # kept as its own folder name
+HASH_SEP = "+"  # never in a safe name, so a hashed folder cannot be another name's folder
+
+
+def safe_name(name: str, key: str = "model.name") -> str:
+    """The unique folder name of ``name`` (a model, dataset or comparison side).
+
+    A name of ASCII letters, digits and ``-_.=`` (not starting with ``.``, at most 100
+    characters) is its own folder name. Any other name becomes a readable slug plus
+    ``+`` and 8 hex digits of the sha256 of the exact name (``org/model`` ->
+    ``org_model+<hash>``), so two names never share a folder and ``.``/``..`` stay inside.
+    An empty name is a :class:`ConfigError` naming ``key``.
+    """
+    if name is None or str(name) == "":
+        raise ConfigError(f"{key}: empty name; give a non-empty name (it names the output "
+                          "folder)")
+    name = str(name)
+    if SAFE_NAME.fullmatch(name):
+        return name
+    slug = re.sub(r"[^A-Za-z0-9._=-]", "_", name).lstrip(".")[:60] or "_"
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{slug}{HASH_SEP}{digest}"
 
 
 @dataclass(frozen=True)
@@ -54,7 +77,7 @@ class OutputPaths:
         return self.root / "data"
 
     def data_dir(self, dataset: str) -> Path:
-        return self.data_root / safe_name(dataset)
+        return self.data_root / safe_name(dataset, "data.name")
 
     @property
     def runs(self) -> Path:
@@ -81,7 +104,8 @@ class OutputPaths:
 
     def pairwise_dir(self, candidate: str, reference: str) -> Path:
         """Folder of one model-against-model comparison (``pipeline.versus.pairwise``)."""
-        return self.root / "pairwise" / f"{safe_name(candidate)}_vs_{safe_name(reference)}"
+        return self.root / "pairwise" / (f"{safe_name(candidate, 'candidate')}_vs_"
+                                         f"{safe_name(reference, 'reference')}")
 
     @property
     def diff_dir(self) -> Path:

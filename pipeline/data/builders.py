@@ -1,4 +1,5 @@
-"""Registered dataset builders: ``demo`` (built-in synthetic corpus) and ``files`` (yours)."""
+"""Registered dataset builders: ``demo`` (built-in synthetic corpus), ``files`` (yours) and
+``hf`` (a Hugging Face dataset)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,17 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from pipeline.core.io import InputError, file_sha256, read_json, write_json, write_jsonl
+from pipeline.core.io import (
+    InputError,
+    file_sha256,
+    read_json,
+    read_records,
+    write_json,
+    write_jsonl,
+)
 from pipeline.core.paths import OutputPaths
-from pipeline.core.registry import DATASETS
+from pipeline.core.registry import DATASETS, TASKS
+from pipeline.core.tasks import get_task
 from pipeline.data.dataset import Dataset, load_records
 
 log = logging.getLogger(__name__)
@@ -41,19 +50,40 @@ def build_demo(cfg: DictConfig, paths: OutputPaths) -> Dataset:
     )
 
 
+def tasks_in(path: Path) -> list[str]:
+    """Every registered task whose reference field is in every record of ``path``."""
+    rows = [rec for _, rec in read_records(path)]
+    found = [n for n in TASKS.names() if rows and all(get_task(n).field in r for r in rows)]
+    if not found:
+        fields = ", ".join(get_task(n).field for n in TASKS.names())
+        raise InputError(path, f"no task reference field ({fields}) is in every record; set "
+                               "data.tasks=[...]")
+    return found
+
+
 @DATASETS.register("files")
 def build_files(cfg: DictConfig, paths: OutputPaths) -> Dataset:
     """Your own data: ``data.options.test`` (and optional ``train``) JSONL/CSV/parquet files."""
     test_path = cfg.options.get("test")
     if not test_path:
         raise InputError("config", "data.options.test must name the test file", field="test")
-    tasks = list(cfg.tasks)
+    tasks = list(cfg.tasks) or tasks_in(Path(test_path))
     test = load_records(Path(test_path), tasks)
     train_path = cfg.options.get("train")
     train = load_records(Path(train_path), tasks) if train_path else []
     source = {"test": file_sha256(test_path)[:16]}
     if train_path:
         source["train"] = file_sha256(train_path)[:16]
+    return Dataset(name=cfg.name, train=train, test=test, tasks=tasks, source=source)
+
+
+@DATASETS.register("hf")
+def build_hf(cfg: DictConfig, paths: OutputPaths) -> Dataset:
+    """A Hugging Face dataset (``data.options.path``, ``split``, ``train_split``, ``columns``;
+    see :mod:`pipeline.data.hf_source`)."""
+    from pipeline.data.hf_source import read_hf
+
+    test, train, tasks, source = read_hf(cfg)
     return Dataset(name=cfg.name, train=train, test=test, tasks=tasks, source=source)
 
 

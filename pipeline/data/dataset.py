@@ -8,10 +8,12 @@ string). ``meta`` (optional) holds attributes such as length used for slicing.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.core.errors import ConfigError
 from pipeline.core.io import InputError, read_records
 from pipeline.core.tasks import Task, get_task
 
@@ -27,8 +29,14 @@ class Dataset:
     source: dict[str, Any] = field(default_factory=dict)
 
     def test_subset(self, limit: int | None) -> list[dict]:
-        """The first ``limit`` test examples (all when ``limit`` is None)."""
-        return self.test if limit is None else self.test[: int(limit)]
+        """The first ``limit`` test examples (all when ``limit`` is None); a limit below 1
+        is a :class:`ConfigError` naming ``data.limit``."""
+        if limit is None:
+            return self.test
+        if int(limit) < 1:
+            raise ConfigError(f"data.limit={limit}: give a positive number of test examples "
+                              "to score, or data.limit=null for all of them")
+        return self.test[: int(limit)]
 
 
 def as_reference_list(value: Any) -> list[str]:
@@ -83,9 +91,15 @@ def check_id(path: str | Path, line: int, record: dict, seen: dict[str, int]) ->
 
 def load_records(path: str | Path, tasks: list[str], require_all: bool = True) -> list[dict]:
     """Read and validate dataset records (text references stay a string or a list)."""
+    return check_records(path, read_records(path), tasks, require_all)
+
+
+def check_records(path: str | Path, rows: Iterable[tuple[int, dict]], tasks: list[str],
+                  require_all: bool = True) -> list[dict]:
+    """Validate ``(line, record)`` pairs read from ``path`` (errors name it and the line)."""
     out: list[dict] = []
     seen: dict[str, int] = {}
-    for line, rec in read_records(path):
+    for line, rec in rows:
         rid = check_id(path, line, rec, seen)
         clean = {"id": rid, "article": str(rec.get("article") or ""),
                  "meta": rec.get("meta") if isinstance(rec.get("meta"), dict) else {}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from omegaconf import DictConfig, OmegaConf
@@ -10,6 +11,8 @@ from pipeline.core.errors import ConfigError
 from pipeline.core.registry import GENERATORS, LEARNERS
 from pipeline.data.dataset import Dataset
 from pipeline.generators.base import Generation
+
+log = logging.getLogger(__name__)
 
 
 @GENERATORS.register("demo")
@@ -24,6 +27,8 @@ def demo(cfg: DictConfig, dataset: Dataset, test: list[dict]) -> Generation:
                          f"{len(dataset.train)} examples")
     options = OmegaConf.to_container(cfg.model.learner_options, resolve=True)
     learner = LEARNERS.get(cfg.model.learner)(seed=int(cfg.seed), **options)
+    log.info("generating predictions for %d examples: demo learner %s trained on %d "
+             "examples", len(test), cfg.model.learner, n)
     start = time.perf_counter()
     learner.fit(dataset.train[:n])
     fit_s = time.perf_counter() - start

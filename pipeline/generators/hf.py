@@ -1,10 +1,13 @@
 """The ``hf`` generator: transformers from a checkpoint directory (or LoRA adapter), offline.
 
 ``model.checkpoint`` is a model directory, a LoRA adapter directory (its base is
-``model.base_model`` or the adapter's ``base_model_name_or_path``) or a hub id already in the
-local cache (``model.revision``); nothing is downloaded. Prompts use the tokenizer's chat
-template when it has one. Decoding is batched with left padding; greedy unless
-``do_sample``. On CUDA the weights run in bf16 (fp16 without bf16 support), on CPU in fp32.
+``model.gguf_file`` or ``model.base_model`` or the adapter's ``base_model_name_or_path``) or a
+hub id already in the local cache (``model.revision``); nothing is downloaded. With
+``train_size=0`` and a base (``model.base_model`` or ``model.gguf_file``) the base model
+itself is used. Prompts use the tokenizer's chat template when it has one. The parameters of
+the loaded model are counted; a config ``params_b`` more than 10% off is warned about.
+Decoding is batched with left padding; greedy unless ``do_sample``. On CUDA the weights run
+in bf16 (fp16 without bf16 support), on CPU in fp32.
 
 Perplexity (``Generation.perplexity``) is ``exp(sum NLL / sum N)`` over every text task
 (summary, title) and every reference of every scored example, where the target of one
@@ -19,24 +22,31 @@ import json
 import logging
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import DictConfig
 
 from pipeline.core.errors import ConfigError, MissingModelError
-from pipeline.core.paths import generation_cache_dir
 from pipeline.core.registry import GENERATORS
 from pipeline.core.tasks import get_task
 from pipeline.data.dataset import Dataset, as_reference_list
+from pipeline.finetune.prompts import Prompt
+from pipeline.finetune.weights import (
+    Weights,
+    base_weights,
+    load_causal_lm,
+    load_tokenizer,
+    local_dir,
+    prompt_ids,
+)
 from pipeline.generators.base import Generation
-from pipeline.generators.gen_cache import digest, directory_checksum
-from pipeline.generators.prompts import Prompt
-from pipeline.generators.textgen import TextGenOptions, TextSession, parse_options
+from pipeline.generators.gen_cache import digest
+from pipeline.generators.textgen import Completion, TextGenOptions, TextSession, parse_options
 
 log = logging.getLogger(__name__)
 
+PARAMS_TOLERANCE = 0.10  # warn when the config's params_b is further off the counted figure
 DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
           "float16": torch.float16, "fp32": torch.float32, "float32": torch.float32}
 
@@ -66,63 +76,47 @@ def _device_dtype(opts: HFOptions) -> tuple[str, torch.dtype]:
     return device, DTYPES[opts.dtype]
 
 
-def _local(name: str, revision: str | None, key: str) -> Path:
-    """A checkpoint directory, or the local snapshot of a cached hub id (never downloads)."""
-    if Path(name).is_dir():
-        return Path(name)
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(name, revision=revision, local_files_only=True))
-    except Exception:  # not a repo id, or not in the cache: one message for both
-        raise MissingModelError(
-            f"{key}={name!r} is neither a directory nor a hub model in the local cache "
-            "(nothing is downloaded); set it to a checkpoint directory") from None
-
-
 class HFBackend:
     """A causal LM and its tokenizer, ready for batched generation and scoring."""
 
     def __init__(self, cfg: DictConfig, opts: HFOptions) -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        if not cfg.model.checkpoint:
-            raise MissingModelError(f"model {cfg.model.name!r} has no checkpoint: set "
-                                    "model.checkpoint=<dir>")
         self.opts = opts
         self.device, self.dtype = _device_dtype(opts)
-        ckpt = _local(str(cfg.model.checkpoint), cfg.model.revision, "model.checkpoint")
-        adapter = (ckpt / "adapter_config.json").exists()
-        base = ckpt
-        if adapter:
-            with open(ckpt / "adapter_config.json", encoding="utf-8") as fh:
-                name = cfg.model.base_model or json.load(fh).get("base_model_name_or_path")
+        base = base_weights(cfg)
+        if base is not None and int(cfg.train_size) == 0:
+            ckpt = base  # train_size=0: the base model itself
+        elif cfg.model.checkpoint:
+            ckpt = Weights(local_dir(str(cfg.model.checkpoint), cfg.model.revision,
+                                     "model.checkpoint"))
+        else:
+            raise MissingModelError(f"model {cfg.model.name!r} has no checkpoint: set "
+                                    "model.checkpoint=<dir> (or model.gguf_file=<file>)")
+        adapter = not ckpt.gguf_file and (ckpt.path / "adapter_config.json").exists()
+        if adapter and base is None:
+            with open(ckpt.path / "adapter_config.json", encoding="utf-8") as fh:
+                name = json.load(fh).get("base_model_name_or_path")
             if not name:
                 raise ConfigError(f"'{ckpt}' is a LoRA adapter without a base model: set "
                                   "model.base_model=<dir>")
-            base = _local(str(name), cfg.model.revision, "model.base_model")
-        memo = generation_cache_dir(cfg.cache_dir) / "checksums.json"
+            base = Weights(local_dir(str(name), cfg.model.revision, "model.base_model"))
+        weights = base if adapter else ckpt
         self.info: dict[str, Any] = {
             "backend": "hf", "checkpoint": str(ckpt), "adapter": adapter,
             "base_model": str(base) if adapter else None, "device": self.device,
             "dtype": str(self.dtype).removeprefix("torch."),
-            "weights_sha256": directory_checksum(ckpt, memo),
-            "base_sha256": directory_checksum(base, memo) if adapter else None}
-        tok_dir = ckpt if any((ckpt / f).exists() for f in
-                              ("tokenizer.json", "tokenizer_config.json")) else base
-        self.tok = AutoTokenizer.from_pretrained(tok_dir, local_files_only=True)
+            "weights_sha256": ckpt.checksum(cfg),
+            "base_sha256": base.checksum(cfg) if adapter else None}
+        self.tok = load_tokenizer(ckpt if ckpt.has_tokenizer() else weights)
         self.tok.padding_side = "left"
-        if self.tok.pad_token_id is None:
-            self.tok.pad_token = self.tok.eos_token
-        model = AutoModelForCausalLM.from_pretrained(base, dtype=self.dtype,
-                                                     local_files_only=True)
+        model = load_causal_lm(weights, self.dtype)
         if adapter:
             from peft import PeftModel
 
-            model = PeftModel.from_pretrained(model, ckpt).merge_and_unload()
+            model = PeftModel.from_pretrained(model, ckpt.path).merge_and_unload()
         self.model = model.to(self.device).eval()
         self.chat = bool(opts.chat_template and self.tok.chat_template)
         self.info["chat_template"] = self.chat
+        self.info |= _parameter_counts(cfg, int(self.model.num_parameters()))
 
     def identity(self) -> dict[str, Any]:
         keys = ("backend", "weights_sha256", "base_sha256", "dtype", "chat_template")
@@ -131,29 +125,30 @@ class HFBackend:
             "chat_template_kwargs": dict(self.opts.chat_template_kwargs)}
 
     def _prompt_ids(self, prompt: Prompt) -> list[int]:
-        if self.chat:
-            text = self.tok.apply_chat_template(prompt.messages(), tokenize=False,
-                                                add_generation_prompt=True,
-                                                **self.opts.chat_template_kwargs)
-            return self.tok(text, add_special_tokens=False)["input_ids"]
-        return self.tok(prompt.plain())["input_ids"]
+        return prompt_ids(self.tok, prompt, self.chat, self.opts.chat_template_kwargs)
 
-    def generate(self, prompts: list[Prompt], max_new_tokens: int) -> list[str]:
-        """Batched decoding (left padding): greedy, or sampling when ``do_sample``."""
+    def generate(self, prompts: list[Prompt], max_new_tokens: int) -> list[Completion]:
+        """Batched decoding (left padding): greedy, or sampling when ``do_sample``; an output
+        is ``truncated`` when it ran to ``max_new_tokens`` without an end token."""
         from transformers import GenerationConfig
 
         ids = [self._prompt_ids(p) for p in prompts]
         enc = self.tok.pad({"input_ids": ids}, padding=True, return_tensors="pt")
         sampling = ({"temperature": self.opts.temperature, "top_p": self.opts.top_p}
                     if self.opts.do_sample else {})
+        eos = self.model.generation_config.eos_token_id or self.tok.eos_token_id
         gen_cfg = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=self.opts.do_sample,
-                                   pad_token_id=self.tok.pad_token_id,
-                                   eos_token_id=self.model.generation_config.eos_token_id
-                                   or self.tok.eos_token_id, **sampling)
+                                   pad_token_id=self.tok.pad_token_id, eos_token_id=eos,
+                                   **sampling)
         with torch.inference_mode():
             out = self.model.generate(**enc.to(self.device), generation_config=gen_cfg)
         new = out[:, enc["input_ids"].shape[1]:]
-        return self.tok.batch_decode(new, skip_special_tokens=True)
+        ended = torch.isin(new, torch.tensor(eos if isinstance(eos, list) else [eos],
+                                             device=new.device)).any(dim=1)
+        full = new.shape[1] >= max_new_tokens
+        return [Completion(text, bool(full and not stop)) for text, stop in
+                zip(self.tok.batch_decode(new, skip_special_tokens=True), ended.tolist(),
+                    strict=True)]
 
     def nll(self, batch: list[dict]) -> list[dict]:
         """Summed NLL and token count of each item's ``target`` given its ``prompt``."""
@@ -181,6 +176,16 @@ class HFBackend:
         return rows
 
 
+def _parameter_counts(cfg: DictConfig, counted: int) -> dict[str, Any]:
+    """The config's and the counted size in billions; warns when they differ by > 10%."""
+    config = cfg.model.params_b
+    if config is not None and abs(config * 1e9 - counted) > PARAMS_TOLERANCE * counted:
+        log.warning("model.params_b=%s but the loaded checkpoint has %.3fB parameters; the "
+                    "metrics record the config's figure (set model.params_b=null to use the "
+                    "counted one)", config, counted / 1e9)
+    return {"params_b_config": config, "params_b_counted": round(counted / 1e9, 4)}
+
+
 def perplexity(session: TextSession, backend: HFBackend, test: list[dict]
                ) -> tuple[float | None, int]:
     """``exp(sum NLL / sum N)`` over the text references (module docstring); and N."""
@@ -206,6 +211,8 @@ def hf(cfg: DictConfig, dataset: Dataset, test: list[dict]) -> Generation:
     if opts.do_sample:
         torch.manual_seed(int(cfg.seed))
     backend = HFBackend(cfg, opts)
+    log.info("generating predictions for %d examples with %s", len(test),
+             backend.info["checkpoint"])
     session = TextSession(cfg, dataset, backend, opts)
     preds, info = session.generate(test)
     ppl, n_tokens = perplexity(session, backend, test) if opts.perplexity else (None, 0)

@@ -25,8 +25,8 @@ from omegaconf import DictConfig
 from pipeline.core.errors import ConfigError
 from pipeline.core.registry import GENERATORS
 from pipeline.data.dataset import Dataset
+from pipeline.finetune.prompts import Prompt
 from pipeline.generators.base import Generation
-from pipeline.generators.prompts import Prompt
 from pipeline.generators.textgen import TextGenOptions, TextSession, parse_options
 
 log = logging.getLogger(__name__)
@@ -166,6 +166,7 @@ def openai(cfg: DictConfig, dataset: Dataset, test: list[dict]) -> Generation:
     """Generate the cell's predictions through an OpenAI-compatible server."""
     opts = parse_options(OpenAIOptions, cfg.generator.options)
     backend = OpenAIBackend(cfg, opts)
+    log.info("generating predictions for %d examples with %s", len(test), backend.url)
     session = TextSession(cfg, dataset, backend, opts)
     preds, info = session.generate(test)
     info["requests"] = session.finish()

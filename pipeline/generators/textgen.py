@@ -7,6 +7,10 @@ settings, to ``<cache>/generations/<generation key>.jsonl``. The generation key 
 backend's identity (weights checksum, adapter, dtype / server and model), the prompt
 templates and labels and the generation settings, so a re-run generates nothing it already
 has. Sampled generation (``do_sample=true``) is never written to the cache.
+
+Each prediction keeps the raw outputs under ``raw`` (task -> text). A summary cut at
+``max_new_tokens`` is trimmed to its last complete sentence (``trim_truncated``); the
+truncated outputs are counted per task.
 """
 
 from __future__ import annotations
@@ -23,13 +27,22 @@ from pipeline.core.errors import ConfigError
 from pipeline.core.paths import OutputPaths, generation_cache_dir, run_file
 from pipeline.core.tasks import get_task
 from pipeline.data.dataset import Dataset
+from pipeline.finetune.prompts import Prompt, PromptSet, load_templates
 from pipeline.generators.gen_cache import OutputStore, digest
-from pipeline.generators.parsing import clean_text, parse_label, parse_tags
-from pipeline.generators.prompts import Prompt, PromptSet, load_templates
+from pipeline.generators.parsing import clean_text, parse_label, parse_tags, trim_to_sentence
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_NEW_TOKENS = {"summarization": 160, "title": 32, "tag": 48, "type": 12}
+N_SHOWN_FAILURES = 3  # unparsable outputs shown in the log per task
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One output text and whether it stopped at ``max_new_tokens`` (None: unknown)."""
+
+    text: str
+    truncated: bool | None = None
 
 
 @dataclass
@@ -43,6 +56,7 @@ class TextGenOptions:
     temperature: float = 1.0
     top_p: float = 1.0
     cache: bool = True
+    trim_truncated: bool = True  # cut a summary stopped by max_new_tokens at its last sentence
 
     def settings(self) -> dict[str, Any]:
         """The settings that change outputs (sampling parameters only when sampling)."""
@@ -71,7 +85,7 @@ class TextBackend(Protocol):
         """What the outputs depend on besides prompts and settings (weights, server...)."""
         ...
 
-    def generate(self, prompts: list[Prompt], max_new_tokens: int) -> list[str]:
+    def generate(self, prompts: list[Prompt], max_new_tokens: int) -> list[str | Completion]:
         """One output per prompt, in order."""
         ...
 
@@ -97,7 +111,7 @@ class TextSession:
         self.stores = [self.partial]
         if self.cached:
             path = generation_cache_dir(cfg.cache_dir) / f"{self.key}.jsonl"
-            self.stores.append(OutputStore(path))
+            self.stores.append(OutputStore(path, optional=True))
         self.rows: dict[str, dict] = {}
         for store in reversed(self.stores):
             self.rows.update(store.load())
@@ -126,7 +140,11 @@ class TextSession:
                  for prompt in [self.prompts.render(task, r)]]
         rows = self.fill(items, self.opts.batch_size * len(self.tasks), self._generate)
         texts = {(row["id"], row["task"]): row["text"] for row in rows}
-        preds, report = self._parse(test, texts)
+        truncated = {t: sum(bool(row.get("truncated")) for row in rows if row["task"] == t)
+                     for t in self.tasks}
+        cut = {(row["id"], row["task"]) for row in rows if row.get("truncated")}
+        preds, report = self._parse(test, texts, cut)
+        report["truncated"] = truncated
         return preds, {"generation_key": self.key, "cached": self.cached, **report}
 
     def finish(self) -> dict[str, int]:
@@ -142,33 +160,43 @@ class TextSession:
                 continue
             outs = self.backend.generate([it["prompt"] for it in todo],
                                          int(self.opts.max_new_tokens[task]))
-            rows += [{"key": it["key"], "id": it["id"], "task": task, "text": text}
-                     for it, text in zip(todo, outs, strict=True)]
+            outs = [o if isinstance(o, Completion) else Completion(o) for o in outs]
+            rows += [{"key": it["key"], "id": it["id"], "task": task, "text": out.text,
+                      "truncated": out.truncated}
+                     for it, out in zip(todo, outs, strict=True)]
         return rows
 
-    def _parse(self, test: list[dict], texts: dict[tuple[str, str], str]
-               ) -> tuple[list[dict], dict[str, Any]]:
-        failures = {t: 0 for t in self.tasks if get_task(t).kind != "text"}
+    def _parse(self, test: list[dict], texts: dict[tuple[str, str], str],
+               cut: set[tuple[str, str]]) -> tuple[list[dict], dict[str, Any]]:
+        failures: dict[str, list[str]] = {t: [] for t in self.tasks
+                                          if get_task(t).kind != "text"}
         dropped = 0
         preds = []
         for r in test:
             pred: dict[str, Any] = {"id": r["id"]}
-            for name in self.tasks:
-                task, text = get_task(name), texts[(r["id"], name)]
-                labels = self.prompts.labels.get(name)
+            raw = {name: texts[(r["id"], name)] for name in self.tasks}
+            for name, text in raw.items():
+                task, labels = get_task(name), self.prompts.labels.get(name)
                 if task.kind == "text":
-                    pred[task.field] = clean_text(text, first_line=not task.multi_sentence)
+                    value = clean_text(text, first_line=not task.multi_sentence)
+                    if task.multi_sentence and self.opts.trim_truncated and (r["id"], name) in cut:
+                        value = trim_to_sentence(value)
+                    pred[task.field] = value
                     continue
                 if task.kind == "set":
-                    value, unknown, ok = parse_tags(text, labels)
+                    value, unknown, ok = parse_tags(text, labels, self.prompts.max_tags)
                     dropped += unknown
                 else:
                     value, ok = parse_label(text, labels)
                 pred[task.field] = value
-                failures[name] += not ok
-            preds.append(pred)
-        for name, n in failures.items():
-            if n:
+                if not ok:
+                    failures[name].append(text)
+            preds.append(pred | {"raw": raw})
+        for name, bad in failures.items():
+            if bad:
                 log.warning("%s: %d of %d outputs could not be parsed into a %s (scored as "
-                            "empty/unknown)", name, n, len(test), get_task(name).kind)
-        return preds, {"parse_failures": failures, "unknown_tags_dropped": dropped}
+                            "empty/unknown), e.g. %s", name, len(bad), len(test),
+                            get_task(name).kind,
+                            "; ".join(repr(t[:200]) for t in bad[:N_SHOWN_FAILURES]))
+        return preds, {"parse_failures": {t: len(b) for t, b in failures.items()},
+                       "unknown_tags_dropped": dropped}

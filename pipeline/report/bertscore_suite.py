@@ -23,6 +23,7 @@ from pipeline.report.html import Section, table_html
 DEFAULT_BANDS: dict[str, float] = {"Poor": 0.0, "Fair": 0.7, "Good": 0.8, "Excellent": 0.9}
 COMPONENTS = ("precision", "recall", "f1")
 BAND_SHADES = ("#d62728", "#ff7f0e", "#bcbd22", "#2ca02c", "#17becf", "#1f77b4")
+F1_RANGE = (0.5, 1.0)
 COLORS = {"precision": "#4c78a8", "recall": "#f58518", "f1": "#54a24b"}
 
 
@@ -100,13 +101,16 @@ def _grid(values: np.ndarray, ids: list[str]) -> tuple[list, list]:
             [text[i:i + width] for i in range(0, len(text), width)])
 
 
-def _heatmap(frame: pd.DataFrame, label: str, bands: list[tuple[str, float]]) -> Section:
+def _heatmap(frame: pd.DataFrame, label: str, bands: list[tuple[str, float]],
+             f1_range: tuple[float, float]) -> Section:
     f1 = frame["f1"].to_numpy()
     z, text = _grid(f1, frame["id"].astype(str).tolist())
-    fig = go.Figure(go.Heatmap(z=z, text=text, colorscale="RdYlGn", zmin=float(f1.min()),
-                               zmax=float(f1.max()), colorbar={"title": "F1"},
+    lo, hi = f1_range
+    fig = go.Figure(go.Heatmap(z=z, text=text, colorscale="RdYlGn", zmin=lo, zmax=hi,
+                               colorbar={"title": f"F1<br>(fixed {lo:g}-{hi:g})"},
                                hovertemplate="%{text}<br>F1 %{z:.4f}<extra></extra>"))
-    fig.update_layout(title=f"{label}: per-example F1 (row by row, in dataset order)",
+    fig.update_layout(title=f"{label}: per-example F1 (row by row, in dataset order; colour "
+                            f"scale fixed at {lo:g}-{hi:g} for every grid)",
                       yaxis={"autorange": "reversed", "showticklabels": False},
                       xaxis={"showticklabels": False}, height=420)
     low, high = frame.loc[frame["f1"].idxmin()], frame.loc[frame["f1"].idxmax()]
@@ -115,7 +119,9 @@ def _heatmap(frame: pd.DataFrame, label: str, bands: list[tuple[str, float]]) ->
     reading = (f"{len(frame)} examples, mean F1 {f1.mean():.4f}. The weakest is {low['id']} "
                f"(F1 {low['f1']:.4f}), the strongest {high['id']} ({high['f1']:.4f}); "
                f"{below:.0%} of the examples fall below the {second[0]} threshold "
-               f"({second[1]:g}).")
+               f"({second[1]:g}). Colours use the fixed scale {lo:g}-{hi:g} "
+               "(report.f1_range), so one colour means one value in every grid; values "
+               "outside it take the end colour.")
     return Section(f"{label}: per-example F1 map", reading, [fig])
 
 
@@ -250,11 +256,14 @@ def _bands(frame: pd.DataFrame, label: str, bands: list[tuple[str, float]]) -> S
     top = max(bands[-1][1], max(means.values()))
     edges = [low for _, low in bands[1:]] + [max(1.0, top)]
     for (name, low), high, shade in zip(bands, edges, BAND_SHADES, strict=False):
-        fig.add_hrect(y0=low, y1=high, fillcolor=shade, opacity=0.15, line_width=0, layer="below",
-                      annotation_text=f"{name} ≥ {low:g}", annotation_position="right")
+        fig.add_hrect(y0=low, y1=high, fillcolor=shade, opacity=0.15, line_width=0,
+                      layer="below")
+        # labels in the right margin, at each band's middle: they never cover the bars
+        fig.add_annotation(x=1.01, xref="paper", xanchor="left", y=(low + min(high, 1.05)) / 2,
+                           text=f"{name} ≥ {low:g}", showarrow=False, font={"size": 11})
     fig.update_layout(title=f"{label}: average scores against quality bands",
                       yaxis={"range": [min(0.0, *means.values()), min(1.05, top + 0.1)]},
-                      height=400, showlegend=False, margin={"r": 120})
+                      height=420, showlegend=False, margin={"r": 140})
     rows = [{"component": c, "mean": v, "band": band_of(v, mapping),
              **{f"to {name}": d for name, d in band_distances(v, mapping).items()}}
             for c, v in means.items()]
@@ -272,15 +281,17 @@ def _bands(frame: pd.DataFrame, label: str, bands: list[tuple[str, float]]) -> S
 
 def bertscore_sections(scores: pd.DataFrame, prefix: str,
                        bands: Mapping[str, float] | None = None,
-                       title: str = "") -> list[Section]:
+                       title: str = "", f1_range: tuple[float, float] = F1_RANGE
+                       ) -> list[Section]:
     """Every BERTScore chart of one model as report sections.
 
     ``bands`` maps a band name to its lower bound (default: Poor 0, Fair 0.7, Good 0.8,
-    Excellent 0.9); ``title`` prefixes each section title (default: the prefix).
+    Excellent 0.9); ``title`` prefixes each section title (default: the prefix);
+    ``f1_range`` is the fixed colour scale of the per-example F1 grid.
     """
     frame = _check(scores, prefix)
     ordered = sorted_bands(bands)
     label = title or prefix.replace("_", " ")
-    return [_heatmap(frame, label, ordered), _scatter(frame, label), _components(frame, label),
-            _correlation(frame, label), _spread(frame, label), _histograms(frame, label),
-            _bands(frame, label, ordered)]
+    return [_heatmap(frame, label, ordered, f1_range), _scatter(frame, label),
+            _components(frame, label), _correlation(frame, label), _spread(frame, label),
+            _histograms(frame, label), _bands(frame, label, ordered)]

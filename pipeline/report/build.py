@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import html
 import logging
 from pathlib import Path
 
 import pandas as pd
 from omegaconf import DictConfig
 
+from pipeline.aggregate.provenance import provenance_lines, read_provenance
+from pipeline.aggregate.publish import published
 from pipeline.aggregate.ranking import OVERALL, cell_label, example_overall, metric_columns
 from pipeline.core.errors import ConfigError, InputError
 from pipeline.core.io import read_json, read_records
@@ -16,18 +19,21 @@ from pipeline.report import sweep_charts as sc
 from pipeline.report.bertscore_suite import bertscore_sections
 from pipeline.report.errors_table import error_section
 from pipeline.report.html import Section, export_images, write_report
-from pipeline.report.slices import slice_section
+from pipeline.report.slices import resolve, slice_section
+from pipeline.report.style import fmt
 from pipeline.scoring.metrics import directions
 
 log = logging.getLogger(__name__)
 
 
 def load_ranked(paths: OutputPaths) -> pd.DataFrame:
-    """``model_comparison.csv``; a clear error when aggregate has not run yet."""
+    """``model_comparison.csv``; a clear error when aggregate has not run yet, or when the
+    published set of aggregate outputs is not intact (checked against its stamp)."""
     path = paths.comparison_csv
     if not path.exists():
         raise InputError(path, "not found: run `python -m pipeline.aggregate "
                                f"output_dir={paths.root}` first")
+    published(paths.root)
     ranked = pd.read_csv(path)
     missing = {"rank", "rank_group", "model", "family", "train_size", OVERALL} - set(ranked)
     if ranked.empty or missing:
@@ -71,6 +77,7 @@ def cell_scores(run_dir: Path, weights: dict[str, float]) -> pd.DataFrame:
 
 def sweep_sections(cfg: DictConfig, paths: OutputPaths, ranked: pd.DataFrame) -> list[Section]:
     """Leaderboard, per-task bars, perplexity, scaling, Pareto, correlations, significance."""
+    rep = cfg.report
     higher = directions(cfg.tasks)
     metrics = metric_columns(ranked, higher)
     weighted = [c for c in cfg.aggregate.weights if c in ranked.columns]
@@ -78,12 +85,34 @@ def sweep_sections(cfg: DictConfig, paths: OutputPaths, ranked: pd.DataFrame) ->
     for task in cfg.tasks:
         cols = [c for c in metrics if c.startswith(f"{task}_")]
         if cols:
-            sections.append(sc.task_bars(ranked, task, cols))
-    pv_path = paths.tables / "pairwise_pvalues.csv"
-    pvalues = pd.read_csv(pv_path) if pv_path.exists() else None
-    return [*sections, sc.perplexity(ranked), sc.scaling_chart(ranked), sc.pareto_chart(ranked),
-            sc.correlation_heatmap(ranked, higher),
-            sc.significance_matrix(pvalues, float(cfg.aggregate.alpha))]
+            sections.append(sc.task_bars(ranked, task, cols, weighted, int(rep.top_n)))
+    pvalues = _optional_csv(paths.tables / "pairwise_pvalues.csv")
+    sections += [sc.perplexity(ranked, int(rep.top_n)), sc.scaling_chart(ranked, int(rep.top_n)),
+                 sc.pareto_chart(ranked), sc.correlation_heatmap(ranked, higher),
+                 sc.significance_matrix(pvalues, float(cfg.aggregate.alpha), ranked,
+                                        int(rep.max_matrix))]
+    human = sc.human_section(_optional_csv(paths.tables / "human_correlations.csv"))
+    return sections + ([human] if human is not None else [])
+
+
+def _optional_csv(path: Path) -> pd.DataFrame | None:
+    if not path.exists():
+        return None
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return None
+
+
+def provenance_section(prov: dict[str, str]) -> Section:
+    """The provenance box: encoder, layer, idf, rescaling, versions, hashes, checksums."""
+    if not prov:
+        return Section("Provenance", provenance_lines(prov)[0])
+    rows = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>"
+                   for k, v in prov.items())
+    reading = ("What produced these numbers, from the cells' manifest.json. BERTScore values "
+               "and their quality bands depend on the encoder, layer, idf and rescaling.")
+    return Section("Provenance", reading, [f'<dl class="provenance">{rows}</dl>'])
 
 
 def cell_sections(cfg: DictConfig, paths: OutputPaths, model: str,
@@ -97,18 +126,16 @@ def cell_sections(cfg: DictConfig, paths: OutputPaths, model: str,
     label = cell_label(model, train_size)
     scores = cell_scores(run_dir, dict(cfg.aggregate.weights))
     sections = []
+    lo, hi = (float(v) for v in rep.f1_range)
     for prefix in rep.bertscore:
         if f"{prefix}_f1" in scores.columns:
             sections += bertscore_sections(scores, prefix, dict(rep.bands),
-                                           title=prefix.replace("_", " "))
+                                           title=prefix.replace("_", " "), f1_range=(lo, hi))
         else:
             log.info("report.bertscore: %s has no %s_f1 column; skipped", label, prefix)
     examples = load_examples(paths, run_dir)
     if examples is not None:
-        for metric in rep.slices.metrics:
-            if metric in scores.columns:
-                sections.append(slice_section(scores, examples, rep.slices.rows,
-                                              rep.slices.cols, metric, label))
+        sections += _slice_sections(rep, scores, examples, label)
     if rep.error_metric not in scores.columns:
         raise ConfigError(f"report.error_metric={rep.error_metric}: not a per-example column "
                           f"of {label} ({', '.join(c for c in scores.columns if c != 'id')})")
@@ -119,27 +146,63 @@ def cell_sections(cfg: DictConfig, paths: OutputPaths, model: str,
     return sections
 
 
+def _slice_sections(rep: DictConfig, scores: pd.DataFrame, examples: pd.DataFrame,
+                    label: str) -> list[Section]:
+    sl = rep.slices
+    slicing = resolve(examples, sl.rows, sl.cols, int(sl.length_bins), int(sl.min_n))
+    if slicing is None:
+        return [Section("Slices", f"The examples have no {sl.rows!r} and no text field to "
+                                  "compute a length from, so there are no slices.")]
+    return [slice_section(scores, slicing, metric, label, int(sl.min_n))
+            for metric in sl.metrics if metric in scores.columns]
+
+
 def detail_intro(ranked: pd.DataFrame, model: str, train_size: int, chosen: bool) -> Section:
     """Which cell the detail sections show, and why."""
     row = ranked[(ranked["model"] == model) & (ranked["train_size"] == train_size)].iloc[0]
-    why = "chosen with report.model" if chosen else "the top-ranked cell"
+    why = "chosen with report.model" if chosen else "the top-ranked cell with per-example data"
     reading = (f"The sections below show {cell_label(model, train_size)} in detail, {why}: "
-               f"rank {row['rank']:g} of {len(ranked)}, overall score {row[OVERALL]:.4f}. "
+               f"rank {row['rank']:g} of {len(ranked)}, overall score {fmt(row[OVERALL])}. "
                "Pick another cell with report.model=<name> report.train_size=<size>.")
     return Section(f"Detail: {cell_label(model, train_size)}", reading)
+
+
+TABLE_ONLY = ("No cell has a run folder with per-example scores (the ranking was aggregated "
+              "from a per-model table with `input=`), so this report has the sections a table "
+              "supports: leaderboard, per-task bars, perplexity, scaling, parameters and metric "
+              "correlations. Confidence intervals, rank intervals, significance tests, the "
+              "BERTScore suite, slices and the error analysis need per-example data: run the "
+              "sweep (`python -m pipeline.compare -m`) to get runs/<model>/<size>/.")
+
+
+def _finished(paths: OutputPaths, ranked: pd.DataFrame) -> list[tuple[str, int]]:
+    return [(str(m), int(t)) for m, t in zip(ranked["model"], ranked["train_size"], strict=True)
+            if run_file(paths.run_dir(str(m), int(t)), "manifest").exists()]
 
 
 def build_report(cfg: DictConfig) -> Path:
     """Write ``<output_dir>/report/index.html`` (and figure images when configured)."""
     paths = OutputPaths(Path(cfg.output_dir))
     ranked = load_ranked(paths)
-    model, train_size = choose_cell(ranked, cfg.report.model, cfg.report.train_size)
-    sections = [*sweep_sections(cfg, paths, ranked),
-                detail_intro(ranked, model, train_size, cfg.report.model is not None),
-                *cell_sections(cfg, paths, model, train_size)]
+    finished = _finished(paths, ranked)
+    sections = [provenance_section(read_provenance(paths.root, finished)),
+                *sweep_sections(cfg, paths, ranked)]
+    chosen = cfg.report.model is not None
+    if finished or chosen:
+        done = set(finished)
+        pool = ranked if chosen or not finished else ranked[
+            [(str(m), int(t)) in done for m, t in
+             zip(ranked["model"], ranked["train_size"], strict=True)]]
+        model, train_size = choose_cell(pool, cfg.report.model, cfg.report.train_size)
+        sections += [detail_intro(ranked, model, train_size, chosen),
+                     *cell_sections(cfg, paths, model, train_size)]
+        title = (f"Model comparison: {len(ranked)} cells, detail of "
+                 f"{cell_label(model, train_size)}")
+    else:
+        sections.append(Section("Per-example sections", TABLE_ONLY))
+        title = f"Model comparison: {len(ranked)} cells (per-model table)"
     out = paths.report_dir / "index.html"
-    write_report(out, f"Model comparison: {len(ranked)} cells, detail of "
-                      f"{cell_label(model, train_size)}", sections)
+    write_report(out, title, sections)
     if cfg.report.export_images:
         export_images(sections, paths.report_dir / "figures", cfg.report.image_format)
     print(f"report: {out}")

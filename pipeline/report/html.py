@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import logging
+import numbers
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from pipeline.core.io import atomic_write_text
+from pipeline.report.style import fmt
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,19 @@ document.querySelectorAll('table.sortable th').forEach(function (th) {
     }).forEach(function (row) { body.appendChild(row); });
   });
 });
+document.querySelectorAll('input.table-filter').forEach(function (box) {
+  var table = document.getElementById(box.dataset.table), count = box.nextElementSibling;
+  box.addEventListener('input', function () {
+    var words = box.value.toLowerCase().split(' ').filter(Boolean), shown = 0;
+    Array.from(table.tBodies[0].rows).forEach(function (row) {
+      var text = row.textContent.toLowerCase();
+      var hit = words.every(function (w) { return text.indexOf(w) >= 0; });
+      row.style.display = hit ? '' : 'none';
+      shown += hit ? 1 : 0;
+    });
+    count.textContent = shown + ' of ' + table.tBodies[0].rows.length + ' rows';
+  });
+});
 """
 
 CSS = """
@@ -74,36 +89,61 @@ body { font-family: system-ui, sans-serif; margin: 0 auto; max-width: 1200px; pa
 nav ol { columns: 2; font-size: 0.85em; }
 section { border-top: 1px solid #ddd; padding-top: 0.5em; margin-top: 1.5em; }
 p.reading { background: #f6f8fa; border-left: 4px solid #4c78a8; padding: 0.6em 0.9em; }
-table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
-th, td { border: 1px solid #ddd; padding: 3px 6px; text-align: left; vertical-align: top;
-         white-space: nowrap; }
+table { border-collapse: collapse; font-size: 0.8em; margin: 0.5em 0; }
+th, td { border: 1px solid #ddd; padding: 2px 5px; text-align: left; vertical-align: top; }
+td { white-space: nowrap; }
+th { max-width: 8em; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.sortable th { cursor: pointer; background: #f0f0f0; }
 table.sortable th[data-order=asc]::after { content: " \\25B2"; }
 table.sortable th[data-order=desc]::after { content: " \\25BC"; }
 td.text { min-width: 240px; max-width: 420px; white-space: pre-wrap; }
 .table-wrap { overflow-x: auto; max-width: 100%; }
 .figure { margin: 0.5em 0 1em; }
+.table-wrap.scroll { max-height: 36em; overflow-y: auto; }
+.table-wrap.scroll thead th { position: sticky; top: 0; }
+input.table-filter { padding: 4px 8px; width: 24em; margin: 0.3em 0.5em 0.3em 0; }
+span.filter-count { color: #666; font-size: 0.85em; }
+dl.provenance { display: grid; grid-template-columns: max-content auto; gap: 2px 1em;
+                font-size: 0.85em; background: #fafafa; border: 1px solid #ddd;
+                padding: 0.6em 0.9em; }
+dl.provenance dt { font-weight: 600; }
+dl.provenance dd { margin: 0; overflow-wrap: anywhere; }
 """
 
 
+def _header(name: object) -> str:
+    """An escaped column name that may wrap after its underscores."""
+    return html.escape(str(name)).replace("_", "_<wbr>")
+
+
 def table_html(frame: pd.DataFrame, sortable: bool = True, text_columns: tuple[str, ...] = (),
-               digits: int = 4) -> str:
-    """An escaped HTML table; numbers are rounded for display but sort by their full value."""
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+               digits: int = 4, filter_id: str | None = None) -> str:
+    """An escaped HTML table; numbers are formatted by :func:`style.fmt` for display but sort by
+    their full value. ``filter_id`` adds a search box that filters the rows (long tables
+    then scroll inside a box of fixed height with a sticky header)."""
+    head = "".join(f"<th>{_header(c)}</th>" for c in frame.columns)
     rows = []
     for rec in frame.itertuples(index=False):
         cells = []
         for col, value in zip(frame.columns, rec, strict=True):
-            if isinstance(value, float):
-                shown = "" if pd.isna(value) else f"{value:.{digits}g}"
-                cells.append(f'<td data-value="{value}">{shown}</td>')
+            if isinstance(value, numbers.Real) and not isinstance(value, bool):
+                shown = fmt(value, digits)
+                cells.append(f'<td class="num" data-value="{value}">{shown}</td>')
             else:
                 cls = ' class="text"' if col in text_columns else ""
                 cells.append(f"<td{cls}>{html.escape(str(value))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     cls = ' class="sortable"' if sortable else ""
-    return (f'<div class="table-wrap"><table{cls}><thead><tr>{head}</tr></thead><tbody>'
-            + "\n".join(rows) + "</tbody></table></div>")
+    table_id = f' id="table-{filter_id}"' if filter_id else ""
+    box, wrap = "", "table-wrap"
+    if filter_id:
+        box = (f'<div><input class="table-filter" type="search" data-table="table-{filter_id}" '
+               'placeholder="filter rows: model, family, size ..." aria-label="filter rows">'
+               f'<span class="filter-count">{len(frame)} rows</span></div>')
+        wrap += " scroll" if len(frame) > 25 else ""
+    return (f'{box}<div class="{wrap}"><table{table_id}{cls}><thead><tr>{head}</tr></thead>'
+            "<tbody>" + "\n".join(rows) + "</tbody></table></div>")
 
 
 def _figure_html(fig: go.Figure, div_id: str) -> str:

@@ -1,11 +1,16 @@
 """One cell of the grid (model x train_size): predictions -> scores -> metrics -> manifest.
 
-Files written to ``<output_dir>/runs/<model>/<train_size>/`` (all atomically):
-``predictions.jsonl``, ``scores.parquet``, ``metrics.json`` and, last, ``manifest.json``.
-A cell is finished when its manifest exists; a finished cell whose config hash matches is
-skipped unless ``force=true``. When only some settings changed, the cell recomputes only
-what they affect: predictions are reused while model, data, generator, train_size and seed
-are unchanged, and each task's metric is reused while its own options are unchanged.
+Files written to ``<output_dir>/runs/<model>/<train_size>/``: ``predictions.jsonl``,
+``scores.parquet``, ``metrics.json`` and ``manifest.json``, all first into a staging folder
+beside it that then replaces the run folder as a whole (:mod:`pipeline.core.staging`), so
+a failed or interrupted re-run leaves the previous finished cell intact.
+A cell is finished when its manifest exists; a finished cell is skipped unless
+``force=true`` while its config hash and the checksums of its inputs' content (test records,
+training records of a demo learner, predictions file, checkpoint weights:
+:mod:`pipeline.generators.inputs`) are unchanged; the log says what changed otherwise. When
+only some settings changed, the cell recomputes only what they affect: predictions are
+reused while model, data, generator, train_size, seed and every input are unchanged, and
+each task's metric is reused while its own options are unchanged.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 import pandas as pd
 from omegaconf import DictConfig
 
+from pipeline.core.errors import ConfigError, reporting_storage_errors
 from pipeline.core.io import read_json, write_json, write_jsonl, write_parquet
 from pipeline.core.paths import OutputPaths, run_file
 from pipeline.core.provenance import (
@@ -30,42 +36,76 @@ from pipeline.core.provenance import (
     score_hashes,
 )
 from pipeline.core.registry import GENERATORS
+from pipeline.core.staging import recover, staged
 from pipeline.data import Dataset, load_dataset
+from pipeline.finetune import finetune
 from pipeline.generators import Generation
+from pipeline.generators.inputs import INPUT_NAMES, input_checksums
 from pipeline.generators.predictions import (
     HUMAN_PREFIX,
     load_predictions,
     validate_predictions,
 )
 from pipeline.scoring.metrics.bertscore import scorer_for
+from pipeline.scoring.metrics.options import validate_metrics
 from pipeline.scoring.score import PreviousScores, score_cell
 
 log = logging.getLogger(__name__)
 
 
-def is_finished(run_dir: Path, chash: str) -> bool:
-    """True when the cell's manifest exists with this config hash and its files are there."""
-    manifest = run_file(run_dir, "manifest")
-    if not manifest.exists():
-        return False
+def _manifest(run_dir: Path) -> dict[str, Any] | None:
+    """The cell's manifest, or None when it is absent or unreadable (unfinished)."""
     try:
-        done = read_json(manifest).get("config_hash") == chash
-    except ValueError:
-        return False
-    return done and all(run_file(run_dir, k).exists() for k in ("predictions", "scores",
-                                                                "metrics"))
+        old = read_json(run_file(run_dir, "manifest"))
+    except (OSError, ValueError):
+        return None
+    return old if isinstance(old, dict) else None
 
 
-def _previous(run_dir: Path, cfg: DictConfig, dataset: Dataset,
-              test: list[dict]) -> tuple[Generation, PreviousScores] | None:
-    """The earlier predictions and still-valid scores of this cell, when reusable."""
-    manifest_path = run_file(run_dir, "manifest")
-    if cfg.force or not manifest_path.exists():
+def stale_reason(run_dir: Path, old: dict[str, Any] | None, chash: str,
+                 inputs: dict[str, str]) -> str | None:
+    """Why the cell must be computed, or None when its manifest ``old`` records this config
+    hash and these input checksums and its files are there."""
+    if old is None:
+        return "not finished yet"
+    if not all(run_file(run_dir, k).exists() for k in ("predictions", "scores", "metrics")):
+        return "files missing"
+    reasons = ["config changed"] if old.get("config_hash") != chash else []
+    recorded = old.get("inputs")
+    if not isinstance(recorded, dict):
+        reasons.append("no input checksums recorded")
+    else:
+        reasons += [f"{name} changed" for key, name in INPUT_NAMES.items()
+                    if recorded.get(key) != inputs.get(key)]
+    return "; ".join(reasons) or None
+
+
+def _check_owner(run_dir: Path, model: str) -> None:
+    """Refuse a run folder whose finished cell belongs to another model.
+
+    Folder names are unique per model name, but names differing only in case share a
+    folder on a case-insensitive file system: the second would overwrite the first.
+    """
+    try:
+        owner = read_json(run_file(run_dir, "manifest")).get("model")
+    except (OSError, ValueError, AttributeError):
+        return  # no (readable) manifest: nothing finished to protect
+    if owner is not None and owner != model:
+        raise ConfigError(f"model.name={model!r}: its run folder {run_dir} holds a finished "
+                          f"cell of model {owner!r} (names differing only in case on a "
+                          "case-insensitive file system?); rename one of the models or move "
+                          "that folder away")
+
+
+def _previous(run_dir: Path, old: dict[str, Any] | None, cfg: DictConfig, dataset: Dataset,
+              test: list[dict], inputs: dict[str, str]
+              ) -> tuple[Generation, PreviousScores] | None:
+    """The earlier predictions and still-valid scores of this cell, when reusable: same
+    generation settings and same input checksums as the manifest ``old``."""
+    if (cfg.force or old is None or old.get("generation_hash") != generation_hash(cfg)
+            or old.get("inputs") != inputs):
         return None
     try:
-        old = read_json(manifest_path)
-        if old.get("generation_hash") != generation_hash(cfg):
-            return None
         ids = [r["id"] for r in test]
         preds = load_predictions(run_file(run_dir, "predictions"), dataset.tasks, ids, ids)
         metrics = read_json(run_file(run_dir, "metrics"))
@@ -106,41 +146,43 @@ def _metrics_record(cfg: DictConfig, gen: Generation, preds: list[dict],
 
 def run_cell(cfg: DictConfig) -> Path:
     """Produce (or skip, when already finished) the run folder of one cell."""
+    validate_metrics(cfg.tasks, cfg.metrics)  # bad metric options fail before any work
     paths = OutputPaths(Path(cfg.output_dir))
     run_dir = paths.run_dir(cfg.model.name, cfg.train_size)
     chash = config_hash(cfg)
     label = f"{cfg.model.name} @ train_size={cfg.train_size}"
-    if not cfg.force and is_finished(run_dir, chash):
-        log.info("%s: already finished (config %s), skipping; force=true recomputes",
-                 label, chash)
-        return run_dir
+    _check_owner(run_dir, cfg.model.name)
+    recover(run_dir)  # what a re-run killed mid-swap left beside the run folder
     start = time.perf_counter()
     dataset = load_dataset(cfg.data, paths)
     test = dataset.test_subset(cfg.data.limit)
-    reuse = _previous(run_dir, cfg, dataset, test)
+    cfg, tuned = finetune(cfg, dataset)  # finetune=lora: train (or reuse) the adapter first
+    inputs = input_checksums(cfg, dataset, test)
+    old = _manifest(run_dir)
+    why = "force=true" if cfg.force else stale_reason(run_dir, old, chash, inputs)
+    if why is None:
+        log.info("%s: already finished (config %s, inputs unchanged), skipping; force=true "
+                 "recomputes", label, chash)
+        return run_dir
+    log.info("%s: computing (%s)", label, why)
+    reuse = _previous(run_dir, old, cfg, dataset, test, inputs)
     if reuse:
         log.info("%s: predictions unchanged, reusing them", label)
         gen, previous = reuse
     else:
-        log.info("%s: generating predictions for %d examples", label, len(test))
         gen, previous = GENERATORS.get(cfg.generator.name)(cfg, dataset, test), None
     ids = [r["id"] for r in test]
     preds = validate_predictions(list(enumerate(gen.predictions, 1)),
                                  f"<{cfg.generator.name} generator output>", dataset.tasks,
                                  ids, ids)
     gen_s = time.perf_counter() - start
-    run_file(run_dir, "manifest").unlink(missing_ok=True)  # the cell is unfinished from here
-    for stale in run_dir.glob(".*.tmp"):  # left by a process killed mid-write
-        stale.unlink(missing_ok=True)
-    write_jsonl(run_file(run_dir, "predictions"), preds)
     log.info("%s: scoring", label)
     scores, values = score_cell(test, preds, cfg.tasks, cfg.metrics, dataset.tasks,
-                                cfg.cache_dir, previous)
-    write_parquet(run_file(run_dir, "scores"), scores)
-    write_json(run_file(run_dir, "metrics"), _metrics_record(cfg, gen, preds, values))
+                                cfg.cache_dir, previous, refresh_caches=cfg.force)
     total_s = time.perf_counter() - start
-    write_json(run_file(run_dir, "manifest"), {
+    manifest = {
         "config_hash": chash,
+        "inputs": inputs,
         "generation_hash": generation_hash(cfg),
         "score_hashes": score_hashes(cfg),
         "config": resolved(cfg),
@@ -148,11 +190,17 @@ def run_cell(cfg: DictConfig) -> Path:
         "train_size": int(cfg.train_size),
         "dataset": {"name": dataset.name, **dataset.source, "n_scored": len(test)},
         "generator": {"name": cfg.generator.name, **gen.info},
+        **({"finetune": tuned} if tuned else {}),
         "encoder": _encoder(cfg),
         "packages": package_versions(),
         "git_commit": git_commit(),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": {"generate": round(gen_s, 3), "total": round(total_s, 3)},
-    })
+    }
+    with reporting_storage_errors(run_dir), staged(run_dir) as stage:
+        write_jsonl(run_file(stage, "predictions"), preds)
+        write_parquet(run_file(stage, "scores"), scores)
+        write_json(run_file(stage, "metrics"), _metrics_record(cfg, gen, preds, values))
+        write_json(run_file(stage, "manifest"), manifest)
     log.info("%s: done in %.1f s -> %s", label, total_s, run_dir)
     return run_dir

@@ -15,30 +15,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.core.errors import ConfigError
+from pipeline.core.errors import ScoreError
 from pipeline.core.tasks import get_task
 from pipeline.data.dataset import as_reference_list
 from pipeline.scoring.metrics import column, get_metric
-from pipeline.scoring.metrics.base import MetricResult, check_applicable
+from pipeline.scoring.metrics.base import MetricResult, MetricSpec, check_applicable
+from pipeline.scoring.metrics.options import metric_options
 
 log = logging.getLogger(__name__)
-
-
-def metric_options(name: str, fn: Any, options: Mapping[str, Any]) -> dict[str, Any]:
-    """Check ``metrics.<name>`` options against the metric's keyword parameters.
-
-    A metric that forwards ``**options`` names the function that defines them in its
-    ``options_signature`` attribute.
-    """
-    target = getattr(fn, "options_signature", None)
-    params = list(inspect.signature(target or fn).parameters.values())[0 if target else 3:]
-    allowed = [p.name for p in params
-               if p.kind is not inspect.Parameter.VAR_KEYWORD and p.name != "cache_dir"]
-    unknown = [k for k in options if k not in allowed]
-    if unknown:
-        raise ConfigError(f"metrics.{name}: unknown option(s) {', '.join(unknown)}; "
-                          f"accepted: {', '.join(allowed) or '(none)'}")
-    return dict(options)
 
 
 @dataclass
@@ -68,13 +52,41 @@ def score_key(task: str, metric: str) -> str:
     return f"{task}/{metric}"
 
 
+def _has_cache(spec: MetricSpec) -> bool:
+    """Whether a metric takes a ``cache`` option (``use|refresh|off``)."""
+    target = getattr(spec.fn, "options_signature", None) or spec.fn
+    return "cache" in inspect.signature(target).parameters
+
+
+def check_values(result: MetricResult, metric: str, task: str, ids: list[str]) -> None:
+    """Raise :class:`ScoreError` at the first value that is not finite or lies outside its
+    output's declared range, naming the metric, column and example."""
+    for out, value in [*result.per_example.items(), *result.corpus.items()]:
+        values = np.atleast_1d(np.asarray(value, dtype=float))
+        lo, hi = result.bounds.get(out, (-np.inf, np.inf))
+        bad = np.flatnonzero(~np.isfinite(values) | (values < lo) | (values > hi))
+        if not len(bad):
+            continue
+        k = int(bad[0])
+        where = f"example {ids[k]!r}" if out in result.per_example else "the corpus"
+        rule = f"outside its range [{lo:.6g}, {hi:.6g}]" if np.isfinite(values[k]) \
+            else "not a finite number"
+        raise ScoreError(
+            f"metric {metric!r} gave {column(task, out)} = {float(values[k])!r} for {where} "
+            f"({len(bad)} bad value(s)), {rule}: a damaged cache or a faulty metric; "
+            "nothing was ranked. Rerun with force=true (recomputes cached embeddings too)")
+
+
 def score_cell(test: list[dict], predictions: list[dict], tasks: Mapping[str, Any],
                metrics_cfg: Mapping[str, Mapping[str, Any]], dataset_tasks: list[str],
-               cache_dir: str | None = None,
-               previous: PreviousScores | None = None) -> tuple[pd.DataFrame, dict[str, float]]:
+               cache_dir: str | None = None, previous: PreviousScores | None = None,
+               refresh_caches: bool = False) -> tuple[pd.DataFrame, dict[str, float]]:
     """Score ``predictions`` (aligned with ``test``) on every configured task present.
 
     Metrics listed as valid in ``previous`` are copied from it instead of recomputed.
+    ``refresh_caches`` (``force=true``) turns a metric's ``cache`` option from ``use`` into
+    ``refresh``, so cached intermediate values (BERTScore embeddings) are recomputed too.
+    Every value is checked with :func:`check_values`.
     """
     ids = [r["id"] for r in test]
     if [p["id"] for p in predictions] != ids:
@@ -92,17 +104,20 @@ def score_cell(test: list[dict], predictions: list[dict], tasks: Mapping[str, An
         for metric_name in task_cfg["metrics"]:
             spec = get_metric(metric_name)
             check_applicable(task, spec)
-            opts = metric_options(metric_name, spec.fn, metrics_cfg.get(metric_name, {}))
+            opts = metric_options(spec, metrics_cfg.get(metric_name) or {})
             result = None
             if previous is not None and score_key(task_name, metric_name) in previous.valid:
-                result = previous.take(task_name, spec.outputs)
+                result = previous.take(task_name, spec.outputs_for(opts))
             if result is None:
                 if "cache_dir" in inspect.signature(spec.fn).parameters:
                     opts["cache_dir"] = cache_dir
+                if refresh_caches and opts.get("cache", "use") == "use" and _has_cache(spec):
+                    opts["cache"] = "refresh"
                 log.info("scoring %s with %s on %d examples", task_name, metric_name, len(ids))
                 result = spec.fn(task, preds, refs, **opts)
             else:
                 log.info("scoring %s with %s: unchanged, reused", task_name, metric_name)
+            check_values(result, metric_name, task_name, ids)
             for out, values in result.per_example.items():
                 per_example[column(task_name, out)] = np.asarray(values, dtype=float)
             for out, value in result.corpus.items():

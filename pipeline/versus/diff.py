@@ -7,7 +7,10 @@ and after over the example ids both sides share, the change (after - before), a 
 on those ids (sign-flip permutation with ``aggregate.n_boot`` permutations, McNemar for 0/1
 metrics; as in :func:`pipeline.aggregate.ranking.adjacent_tests`), significance at
 ``aggregate.alpha`` and, when each side has a ``model_comparison.csv``, the cell's rank
-before and after. Corpus-level metrics (e.g. macro-F1) are compared on each side's own
+before and after. A significant change smaller than ``aggregate.min_effect`` is called
+``negligible``, not better or worse. With ``diff.sweeps=[v1,v2,v3,...]`` (oldest first) the
+last two are compared and ``history.csv`` plus a chart track each cell's overall score
+across all of them. Corpus-level metrics (e.g. macro-F1) are compared on each side's own
 examples, untested. Cells whose manifests record different test-set checksums are flagged:
 their ids match but the examples behind them differ. Writes
 ``<output_dir>/diff/changes.csv`` (+ ``.md``), ``summary.json`` and ``index.html``; cells
@@ -32,6 +35,7 @@ from pipeline.core.io import read_json, write_json, write_table
 from pipeline.core.paths import OutputPaths, run_file
 from pipeline.scoring.metrics import directions
 from pipeline.versus.diff_html import write_page
+from pipeline.versus.history import score_history
 from pipeline.versus.sides import IdMatch, match_ids
 
 log = logging.getLogger(__name__)
@@ -90,7 +94,7 @@ def _with_overall(frame: pd.DataFrame, weights: Mapping[str, float]) -> pd.DataF
 
 def cell_rows(before: pd.DataFrame, after: pd.DataFrame, match: IdMatch,
               higher: Mapping[str, bool], n_perm: int, seed: int,
-              alpha: float) -> list[dict]:
+              alpha: float, min_effect: float = 0.0) -> list[dict]:
     """One row per per-example metric both frames carry; means over the complete pairs."""
     b, a = before.set_index(before["id"].astype(str)), after.set_index(after["id"].astype(str))
     rows = []
@@ -101,15 +105,18 @@ def cell_rows(before: pd.DataFrame, after: pd.DataFrame, match: IdMatch,
         tests, p = adjacent_tests(x, n_perm, seed)
         mean_b, mean_a = pairs.mean(axis=0) if len(pairs) else (np.nan, np.nan)
         rows.append(_row(metric, float(mean_b), float(mean_a), tests[0], float(p[0]),
-                         higher[metric], alpha, len(pairs)))
+                         higher[metric], alpha, len(pairs), min_effect))
     return rows
 
 
 def _row(metric: str, before: float, after: float, test: str, p: float, higher: bool,
-         alpha: float, n: int | None) -> dict:
+         alpha: float, n: int | None, min_effect: float = 0.0) -> dict:
+    """One row of ``changes.csv``; a significant change smaller than ``min_effect`` is
+    ``negligible``, neither better nor worse."""
     change = after - before
     significant = bool(p < alpha) if np.isfinite(p) else None
     verdict = ("" if significant is None else "no significant change" if not significant
+               else "negligible" if abs(change) < min_effect
                else "better" if (change > 0) == higher else "worse")
     return {"metric": metric, "before": before, "after": after, "change": change,
             "test": test, "p_value": p,
@@ -138,10 +145,14 @@ def top_k(before: Sweep, after: Sweep, k: int) -> dict | None:
 
 def diff(cfg: DictConfig) -> Path:
     """Compare the two sweeps and write the diff folder; returns it."""
-    for key in ("before", "after"):
-        if not cfg.get(key):
-            raise ConfigError(f"{key}: required, e.g. before=outputs after=outputs-new")
-    before, after = load_sweep(cfg.before, "before"), load_sweep(cfg.after, "after")
+    sweeps = [str(s) for s in cfg.diff.sweeps]
+    before_dir = cfg.get("before") or (sweeps[-2] if len(sweeps) > 1 else None)
+    after_dir = cfg.get("after") or (sweeps[-1] if len(sweeps) > 1 else None)
+    for key, value in (("before", before_dir), ("after", after_dir)):
+        if not value:
+            raise ConfigError(f"{key}: required, e.g. before=outputs after=outputs-new (or "
+                              "diff.sweeps=[outputs-v1,outputs-v2,outputs-v3])")
+    before, after = load_sweep(before_dir, "before"), load_sweep(after_dir, "after")
     shared = [c for c in before.cells if c in after.cells]
     if not shared:
         raise InputError(after.root, f"no finished (model, train_size) cell in common with "
@@ -157,7 +168,7 @@ def diff(cfg: DictConfig) -> Path:
         if not match.shared:
             continue
         found = cell_rows(fb, fa, match, higher, int(agg.n_boot), int(agg.seed),
-                          float(agg.alpha))
+                          float(agg.alpha), float(agg.min_effect))
         found += corpus_rows(_cell(before, cell), _cell(after, cell),
                              {r["metric"] for r in found}, higher)
         ranks = {f"rank_{s}": (side.ranks or {}).get(cell)
@@ -172,9 +183,14 @@ def diff(cfg: DictConfig) -> Path:
                                  dtype=object)
     summary = _summary(cfg, before, after, shared, ids, changes)
     out = OutputPaths(Path(cfg.output_dir)).diff_dir
+    history = None
+    if len(sweeps) > 2:
+        loaded = [load_sweep(s, f"diff.sweeps[{i}]") for i, s in enumerate(sweeps)]
+        history = score_history([(s.root, s.results) for s in loaded], weights)
+        write_table(out / "history.csv", history)
     write_table(out / "changes.csv", changes)
     write_json(out / "summary.json", summary)
-    write_page(out / "index.html", summary, changes)
+    write_page(out / "index.html", summary, changes, history)
     _print_summary(summary, ids, out)
     return out
 
@@ -187,15 +203,18 @@ def _cell(sweep: Sweep, cell: Cell) -> pd.Series:
 def _summary(cfg: DictConfig, before: Sweep, after: Sweep, shared: list[Cell],
              ids: dict[str, IdMatch], changes: pd.DataFrame) -> dict:
     sig = changes[changes["significant"] == "yes"].sort_values("p_value", kind="stable")
+    negligible = int((sig["verdict"] == "negligible").sum())
     return {
         "before": str(before.root), "after": str(after.root),
         "alpha": float(cfg.aggregate.alpha), "n_permutations": int(cfg.aggregate.n_boot),
+        "min_effect": float(cfg.aggregate.min_effect),
         "cells_compared": [cell_label(*c) for c in shared],
         "only_before": [cell_label(*c) for c in before.cells if c not in shared],
         "only_after": [cell_label(*c) for c in after.cells if c not in shared],
         "left_out": {"before": before.results.problems, "after": after.results.problems},
         "test_data_differs": [cell_label(*c) for c in shared if _data_differs(before, after, c)],
         "n_significant": {v: int((sig["verdict"] == v).sum()) for v in ("better", "worse")},
+        "n_negligible": negligible,
         "significant_changes": [
             {"cell": cell_label(r.model, r.train_size), "metric": r.metric,
              "before": r.before, "after": r.after, "change": r.change, "p_value": r.p_value,
@@ -210,7 +229,8 @@ def _print_summary(summary: dict, ids: dict[str, IdMatch], out: Path) -> None:
     print(f"\n{len(summary['cells_compared'])} cell(s) in both sweeps; "
           f"{summary['n_significant']['better']} significant improvement(s), "
           f"{summary['n_significant']['worse']} significant regression(s) "
-          f"(alpha {summary['alpha']:g})")
+          f"(alpha {summary['alpha']:g}); {summary['n_negligible']} significant change(s) "
+          f"below min_effect {summary['min_effect']:g} (negligible)")
     if summary["test_data_differs"]:
         print(f"  WARNING: the test data differ (manifest checksums) in "
               f"{len(summary['test_data_differs'])} cell(s): the same ids name different "

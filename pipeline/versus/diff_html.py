@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import plotly.graph_objects as go
 
 from pipeline.aggregate.ranking import OVERALL
 from pipeline.report.html import Section, table_html, write_report
+from pipeline.report.style import fmt, model_colors
 
 SHOWN = ["model", "train_size", "metric", "before", "after", "change", "test", "p_value",
          "significant", "verdict", "rank_before", "rank_after"]
@@ -20,7 +22,9 @@ def _overview(summary: dict, changes: pd.DataFrame) -> Section:
     reading = (f"{len(summary['cells_compared'])} cell(s) finished in both sweeps "
                f"({summary['before']} -> {summary['after']}): {n['better']} significant "
                f"improvement(s) and {n['worse']} significant regression(s) at alpha "
-               f"{summary['alpha']:g}, paired tests on the shared example ids. "
+               f"{summary['alpha']:g}, paired tests on the shared example ids; "
+               f"{summary['n_negligible']} significant change(s) are smaller than min_effect "
+               f"{summary['min_effect']:g} and called negligible. "
                + ("; ".join(only) + "." if only else "No cell is on one side only.")
                + (f" Warning: the test data differ in {len(summary['test_data_differs'])} "
                   "cell(s) (manifest checksums)." if summary["test_data_differs"] else ""))
@@ -62,8 +66,38 @@ def _ids(summary: dict) -> Section:
     return Section("Example ids", reading, [table_html(pd.DataFrame(rows))] if rows else [])
 
 
-def write_page(path: Path, summary: dict, changes: pd.DataFrame) -> None:
-    """Write the diff report page (and plotly.js beside it)."""
-    write_report(path, "Sweep against sweep",
-                 [_overview(summary, changes), _significant(changes), _top_k(summary),
-                  _ids(summary)])
+def history_section(history: pd.DataFrame, top_n: int = 20) -> Section:
+    """A line per cell: its overall score in each sweep (the ``top_n`` best in the last)."""
+    labels = [c for c in history.columns if c not in ("cell", "model", "family")]
+    shown = history.head(top_n)
+    colors = model_colors(history.assign(params_b=float("nan")))
+    fig = go.Figure()
+    for _, row in shown.iterrows():
+        fig.add_trace(go.Scatter(x=labels, y=row[labels].tolist(), mode="lines+markers",
+                                 name=row["cell"], line={"color": colors[row["model"]]},
+                                 hovertemplate=row["cell"] + " in %{x}: %{y:.4f}"
+                                               "<extra></extra>"))
+    fig.update_layout(title=f"Overall score per cell across {len(labels)} sweeps (oldest first;"
+                            " colour: shade of the family colour per model)",
+                      xaxis_title="sweep (diff.sweeps)", yaxis_title=OVERALL, height=480,
+                      legend={"title": {"text": "cell"}})
+    change = (history[labels[-1]] - history[labels[0]]).dropna()
+    reading = (f"{len(history)} cell(s) tracked over {len(labels)} sweeps; the {len(shown)} "
+               "best in the last sweep are drawn and history.csv lists all.")
+    if len(change):
+        up, down = change.idxmax(), change.idxmin()
+        reading += (f" From the first to the last sweep the largest rise is "
+                    f"{history.loc[up, 'cell']} ({fmt(change[up])}) and the largest fall "
+                    f"{history.loc[down, 'cell']} ({fmt(change[down])}).")
+    return Section("Score history", reading, [fig, table_html(history, filter_id="history")])
+
+
+def write_page(path: Path, summary: dict, changes: pd.DataFrame,
+               history: pd.DataFrame | None = None) -> None:
+    """Write the diff report page (and plotly.js beside it); with ``history`` (3+ sweeps)
+    a score-history section too."""
+    sections = [_overview(summary, changes), _significant(changes), _top_k(summary),
+                _ids(summary)]
+    if history is not None:
+        sections.insert(1, history_section(history))
+    write_report(path, "Sweep against sweep", sections)

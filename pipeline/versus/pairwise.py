@@ -20,13 +20,16 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig
 
+from pipeline.aggregate.provenance import cell_provenance
 from pipeline.core.errors import ConfigError, InputError
-from pipeline.core.io import write_json, write_jsonl, write_parquet
+from pipeline.core.io import read_json, write_json, write_jsonl, write_parquet
 from pipeline.core.paths import OutputPaths
+from pipeline.core.provenance import package_versions
 from pipeline.core.tasks import get_task
+from pipeline.scoring.metrics.bertscore import scorer_for
 from pipeline.scoring.score import score_cell
 from pipeline.versus.pairwise_html import write_page
-from pipeline.versus.pairwise_summary import summarize
+from pipeline.versus.pairwise_summary import bertscore_prefixes, summarize
 from pipeline.versus.sides import IdMatch, Side, load_side, match_ids
 
 log = logging.getLogger(__name__)
@@ -71,6 +74,22 @@ def side_by_side(candidate: Side, reference: Side, match: IdMatch,
              "reference": {f: ref[i][f] for f in fields}} for i in match.shared]
 
 
+def pair_provenance(cfg: DictConfig, candidate: Side, reference: Side,
+                    scores: pd.DataFrame) -> dict[str, dict[str, str]]:
+    """What produced the pairwise scores (encoder, layer, idf, rescaling, package versions)
+    and, for run-folder sides, their manifests' provenance (config hash, data checksum ...)."""
+    scoring: dict = {"packages": package_versions()}
+    if bertscore_prefixes([c for c in scores.columns if c != "id"]):
+        scoring["encoder"] = scorer_for(dict(cfg.metrics.get("bertscore", {})),
+                                        cfg.cache_dir).describe()
+    out = {"pairwise scoring": cell_provenance(scoring)}
+    for role, side in (("candidate", candidate), ("reference", reference)):
+        manifest = side.path.parent / "manifest.json"
+        if side.path.name == "predictions.jsonl" and manifest.exists():
+            out[f"{role} run"] = cell_provenance(read_json(manifest))
+    return out
+
+
 def run_pairwise(cfg: DictConfig) -> Path:
     """Compare the two sides and write the pairwise folder; returns it."""
     candidate, reference, match, tasks = load_pair(cfg)
@@ -78,14 +97,16 @@ def run_pairwise(cfg: DictConfig) -> Path:
     log.info("%s vs %s: %d shared examples, tasks %s", candidate.name, reference.name,
              len(match.shared), ", ".join(tasks))
     scores, corpus = score_pair(cfg, candidate, reference, match, tasks)
-    bands = {str(k): float(v) for k, v in cfg.pairwise.bands.items()}
+    bands = {str(m): {str(k): float(v) for k, v in b.items()}
+             for m, b in cfg.pairwise.bands.items()}
     summary = {
         "candidate": {"name": candidate.name, "source": str(candidate.path),
                       "n_examples": len(candidate.records)},
         "reference": {"name": reference.name, "source": str(reference.path),
                       "n_examples": len(reference.records)},
         "tasks": tasks, "ids": match.report("candidate", "reference"), "bands": bands,
-        **summarize(scores, bands), "corpus": corpus}
+        **summarize(scores, bands), "corpus": corpus,
+        "provenance": pair_provenance(cfg, candidate, reference, scores)}
     pairs = side_by_side(candidate, reference, match, tasks)
     write_parquet(out / "scores.parquet", scores)
     write_jsonl(out / "pairs.jsonl", pairs)

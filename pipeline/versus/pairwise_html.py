@@ -3,26 +3,42 @@ lowest-agreement examples side by side (built on :mod:`pipeline.report`)."""
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import pandas as pd
 
 from pipeline.report.bertscore_suite import bertscore_sections
 from pipeline.report.html import Section, table_html, write_report
-from pipeline.versus.pairwise_summary import bertscore_prefixes
+from pipeline.versus.pairwise_summary import bands_for, bertscore_prefixes
 
 
 def _overview(summary: dict) -> Section:
     cand, ref = summary["candidate"]["name"], summary["reference"]["name"]
     ids = summary["ids"]
     rows = [{"metric": col, "mean": d["mean"], "median": d["median"], "std": d["std"],
-             "band": d["band"] or ""} for col, d in summary["metrics"].items()]
+             "band": d["band"] or "(no bands)"} for col, d in summary["metrics"].items()]
+    bands = "; ".join(f"{metric}: " + ", ".join(f"{k} >= {v:g}" for k, v in b.items())
+                      for metric, b in summary["bands"].items())
     reading = (f"{cand} is scored with {ref}'s outputs as the references on {ids['n_shared']} "
                f"shared examples ({ids['only_in_candidate']['count']} only in the candidate, "
-               f"{ids['only_in_reference']['count']} only in the reference). Bands of the "
-               "averages: " + ", ".join(f"{k} >= {v:g}" for k, v in summary["bands"].items())
-               + ".")
-    return Section("Agreement overview", reading, [table_html(pd.DataFrame(rows))])
+               f"{ids['only_in_reference']['count']} only in the reference). Quality bands "
+               f"(pairwise.bands) apply only to the metrics that define them: {bands or 'none'}"
+               "; other metrics get no band.")
+    return Section("Agreement overview", reading, [table_html(pd.DataFrame(rows)),
+                                                   provenance_box(summary["provenance"])])
+
+
+def provenance_box(prov: dict) -> str:
+    """The scoring settings and each side's recorded provenance as an HTML list."""
+    parts = []
+    for side, values in prov.items():
+        if values:
+            rows = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>"
+                           for k, v in values.items())
+            parts.append(f"<h3>Provenance: {html.escape(side)}</h3>"
+                         f'<dl class="provenance">{rows}</dl>')
+    return "".join(parts)
 
 
 def lowest_agreement(scores: pd.DataFrame, pairs: list[dict], n: int) -> tuple[str, pd.DataFrame]:
@@ -48,7 +64,8 @@ def write_page(path: Path, summary: dict, scores: pd.DataFrame, pairs: list[dict
     """Write the pairwise report page (and plotly.js beside it)."""
     sections = [_overview(summary)]
     for prefix in summary["bertscore"]:
-        sections += bertscore_sections(scores, prefix, summary["bands"],
+        sections += bertscore_sections(scores, prefix,
+                                       bands_for(f"{prefix}_f1", summary["bands"]),
                                        title=prefix.replace("_bertscore", "") + " BERTScore")
     key, lowest = lowest_agreement(scores, pairs, n_lowest)
     text_cols = tuple(c for c in lowest.columns if c.startswith(("candidate ", "reference ")))

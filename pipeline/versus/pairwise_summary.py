@@ -1,9 +1,12 @@
 """The numbers of ``pairwise/<candidate>_vs_<reference>/summary.json``.
 
 Per metric column: mean, median and sample standard deviation (ddof=1) over the shared
-examples, and the quality band of the mean. Bands map a name to its inclusive lower bound
-(default Poor 0, Fair 0.7, Good 0.8, Excellent 0.9); a value below every bound gets the
-lowest band. Per BERTScore task: the least-squares trend line of recall on precision
+examples, and the quality band of the mean where the metric has bands. ``pairwise.bands``
+maps a metric name (matched as an ``_``-separated part of the column, e.g. ``bertscore`` ->
+``summarization_bertscore_f1``) to its bands, a band name -> inclusive lower bound (default
+for BERTScore: Poor 0, Fair 0.7, Good 0.8, Excellent 0.9); a value below every bound gets
+the lowest band, and a metric without bands (ROUGE, tag overlap ...) gets none.
+Per BERTScore task: the least-squares trend line of recall on precision
 (``recall = slope * precision + intercept``, with R^2) and the Pearson correlations of P, R
 and F1. Bands and the trend line are those of the HTML report
 (:mod:`pipeline.report.bertscore_suite`).
@@ -22,8 +25,18 @@ BERTSCORE = ("precision", "recall", "f1")
 TREND = "least squares of recall on precision: recall = slope * precision + intercept"
 
 
-def describe(values: np.ndarray, bands: Mapping[str, float]) -> dict:
-    """Mean, median, std (ddof=1) and the band of the mean of the non-NaN values."""
+def bands_for(column: str, bands: Mapping[str, Mapping[str, float]]
+              ) -> dict[str, float] | None:
+    """The bands of the first metric key that is an ``_``-separated part of ``column``."""
+    for key, value in bands.items():
+        if f"_{key}_" in f"_{column}_":
+            return {str(k): float(v) for k, v in value.items()}
+    return None
+
+
+def describe(values: np.ndarray, bands: Mapping[str, float] | None) -> dict:
+    """Mean, median, std (ddof=1) and the band of the mean of the non-NaN values (band None
+    when ``bands`` is None)."""
     v = np.asarray(values, dtype=float)
     v = v[~np.isnan(v)]
     if not v.size:
@@ -31,7 +44,7 @@ def describe(values: np.ndarray, bands: Mapping[str, float]) -> dict:
     mean = float(v.mean())
     return {"n": int(v.size), "mean": mean, "median": float(np.median(v)),
             "std": float(v.std(ddof=1)) if v.size > 1 else None,
-            "band": band_of(mean, bands)}
+            "band": band_of(mean, bands) if bands else None}
 
 
 def _pearson(x: np.ndarray, y: np.ndarray) -> float | None:
@@ -62,9 +75,11 @@ def bertscore_prefixes(columns: list[str]) -> list[str]:
             and all(f"{c[: -len('_f1')]}_{k}" in columns for k in BERTSCORE)]
 
 
-def summarize(scores: pd.DataFrame, bands: Mapping[str, float]) -> dict:
-    """``metrics`` (per column) and ``bertscore`` (per task prefix) of per-example scores."""
+def summarize(scores: pd.DataFrame, bands: Mapping[str, Mapping[str, float]]) -> dict:
+    """``metrics`` (per column) and ``bertscore`` (per task prefix) of per-example scores;
+    ``bands`` per metric name (see :func:`bands_for`)."""
     cols = [c for c in scores.columns if c != "id"]
-    return {"metrics": {c: describe(scores[c].to_numpy(dtype=float), bands) for c in cols},
+    return {"metrics": {c: describe(scores[c].to_numpy(dtype=float), bands_for(c, bands))
+                        for c in cols},
             "bertscore": {p: bertscore_relations(scores, p)
                           for p in bertscore_prefixes(cols)}}

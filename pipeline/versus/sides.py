@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.core.errors import InputError
-from pipeline.core.io import read_records
+from pipeline.core.io import read_json, read_records
 from pipeline.core.paths import run_file
 from pipeline.core.tasks import get_task
 from pipeline.generators.predictions import validate_predictions
@@ -69,8 +69,15 @@ class Side:
 
 
 def side_name(path: Path) -> str:
-    """``<model>-<train_size>`` for a run folder ``runs/<model>/<train_size>``, else the stem."""
-    return f"{path.parent.name}-{path.name}" if path.is_dir() else path.stem
+    """``<model>-<train_size>`` for a run folder (the model name its ``manifest.json``
+    records, else the folder's name), else the file's stem."""
+    if not path.is_dir():
+        return path.stem
+    try:
+        manifest = read_json(run_file(path, "manifest"))
+        return f"{manifest['model']}-{int(manifest['train_size'])}"
+    except (OSError, ValueError, KeyError, TypeError):  # no readable manifest: unfinished
+        return f"{path.parent.name}-{path.name}"
 
 
 def load_side(spec: str | Path, tasks: Iterable[str]) -> Side:

@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
                         "transformers' AutoModel")
     p.add_argument("--ref-aggregation", choices=["max", "mean"], default="max")
     p.add_argument("--cache-dir", default=None)
+    p.add_argument("--cache", choices=["use", "refresh", "off"], default="use",
+                   help="embedding cache: use (read and write), refresh (recompute every "
+                        "embedding and store it), off (neither read nor write)")
     return p
 
 
@@ -86,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                             rescale=args.rescale, baseline_path=args.baseline_path,
                             batch_size=args.batch_size, device=args.device, dtype=args.dtype,
                             cache_dir=args.cache_dir, ref_aggregation=args.ref_aggregation,
-                            backend=args.backend)
+                            backend=args.backend, cache=args.cache)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

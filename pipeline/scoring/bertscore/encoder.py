@@ -314,7 +314,7 @@ class Encoder:
         return json.dumps({"encoder": self.spec.stable_id, "layer": self.num_layers,
                            "dtype": self.dtype, "tokenizer": self.spec.tokenizer_id,
                            "max_length": self.max_length, "impl": self.impl,
-                           "format": 2}, sort_keys=True)
+                           "format": 3}, sort_keys=True)  # 3: checksummed packs
 
     # tokenisation ------------------------------------------------------------------------
     @property

@@ -33,7 +33,7 @@ import warnings
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -56,13 +56,16 @@ log = logging.getLogger(__name__)
 ENGINE_VERSION = "1"
 BASELINE_DIR = Path(__file__).resolve().parent / "baselines"
 AGGREGATIONS = ("max", "mean")
+CacheMode = Literal["use", "refresh", "off"]
+CACHE_MODES: tuple[str, ...] = get_args(CacheMode)
+EPS = 1e-5  # slack on the [-1, 1] range of raw scores (float32 cosines)
 
 
 def find_baseline(model: str, lang: str) -> Path | None:
     """Shipped baseline for ``model``/``lang``: ours first, then bert_score's files."""
     from pipeline.core.paths import safe_name
 
-    candidates = [BASELINE_DIR / lang / f"{safe_name(model)}.tsv"]
+    candidates = [BASELINE_DIR / lang / f"{safe_name(model, 'metrics.bertscore.model')}.tsv"]
     try:
         import importlib.util
 
@@ -125,7 +128,9 @@ class BertScorer:
                  batch_size: int = 64, device: str = "cpu", dtype: str = "fp32",
                  cache_dir: str | Path | None = None, ref_aggregation: str = "max",
                  lang: str = "en", cache_max_bytes: int | None = None,
-                 backend: str = "auto") -> None:
+                 backend: str = "auto", cache: CacheMode = "use") -> None:
+        if cache not in CACHE_MODES:
+            raise ConfigError(f"cache must be one of {CACHE_MODES}, got {cache!r}")
         if ref_aggregation not in AGGREGATIONS:
             raise ConfigError(f"ref_aggregation must be one of {AGGREGATIONS}, "
                              f"got {ref_aggregation!r}")
@@ -165,6 +170,7 @@ class BertScorer:
                 self.baseline_tag = "-rescaled"
         self.cache = EmbeddingCache(self.cache_dir, self.encoder.cache_namespace(),
                                     max_bytes=cache_max_bytes)
+        self.cache_mode = cache  # use: read and write; refresh: write only; off: neither
         self._store_dtype = np.float32 if dtype == "fp32" else np.float16
 
     # identity ----------------------------------------------------------------------------
@@ -185,11 +191,20 @@ class BertScorer:
                 "ref_aggregation": self.ref_aggregation, "impl": self.encoder.impl,
                 "hash": self.hash}
 
+    def bounds(self) -> dict[str, tuple[float, float]]:
+        """The range each output (``precision``, ``recall``, ``f1``) can take: [-1, 1] for
+        raw cosine-based scores, mapped through the rescaling when it is on."""
+        base = np.zeros(3) if self.baseline is None else self.baseline
+        lows, highs = (-1 - EPS - base) / (1 - base), (1 + EPS - base) / (1 - base)
+        return {name: (float(lo), float(hi)) for name, lo, hi
+                in zip(("precision", "recall", "f1"), lows, highs, strict=True)}
+
     # embeddings ---------------------------------------------------------------------------
     def _entries(self, texts: Sequence[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Ids and normalised embeddings of each unique text: cache first, then encode."""
+        """Ids and normalised embeddings of each unique text: cache first (unless the cache
+        mode is ``refresh`` or ``off``), then encode (and store, unless ``off``)."""
         unique = list(dict.fromkeys(texts))
-        found = self.cache.get_many(unique)
+        found = self.cache.get_many(unique) if self.cache_mode == "use" else {}
         missing = [t for t in unique if t not in found]
         if missing:
             ids = self.encoder.tokenize(missing)
@@ -199,7 +214,8 @@ class BertScorer:
                 entry = (np.asarray(i, dtype=np.int32), e.astype(self._store_dtype))
                 found[t] = entry
                 new.append((t, *entry))
-            self.cache.put_many(new)
+            if self.cache_mode != "off":
+                self.cache.put_many(new)
         return {t: (i, e.astype(np.float32, copy=False)) for t, (i, e) in found.items()}
 
     # scoring ------------------------------------------------------------------------------
@@ -280,13 +296,17 @@ def get_scorer(model: str = DEFAULT_MODEL, num_layers: int | None = None, idf: b
                rescale: bool = False, baseline_path: str | None = None, batch_size: int = 64,
                device: str = "cpu", dtype: str = "fp32", cache_dir: str | Path | None = None,
                ref_aggregation: str = "max", lang: str = "en",
-               backend: str = "auto") -> BertScorer:
-    """A :class:`BertScorer` for these settings, built once per process."""
+               backend: str = "auto", cache: CacheMode = "use") -> BertScorer:
+    """A :class:`BertScorer` for these settings, built once per process.
+
+    ``cache``: ``use`` reads and writes the embedding cache, ``refresh`` recomputes every
+    embedding and writes it, ``off`` neither reads nor writes.
+    """
     key = (model, num_layers, bool(idf), bool(rescale), str(baseline_path or ""), batch_size,
-           device, dtype, str(cache_dir or ""), ref_aggregation, lang, backend)
+           device, dtype, str(cache_dir or ""), ref_aggregation, lang, backend, cache)
     scorer = _SCORERS.get(key)
     if scorer is None:
         scorer = _SCORERS[key] = BertScorer(
             model, num_layers, idf, rescale, baseline_path, batch_size, device, dtype,
-            cache_dir, ref_aggregation, lang, backend=backend)
+            cache_dir, ref_aggregation, lang, backend=backend, cache=cache)
     return scorer

@@ -16,12 +16,12 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pipeline.core.io import create_temp_dir
 from pipeline.scoring.bertscore.bert_weights import load_bert_weights
 
 GRAPH_VERSION = 1  # bump when build_graph changes what it writes
@@ -123,7 +123,7 @@ def write_graph(model: Any, folder: Path) -> None:
     import onnx
 
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
+    tmp = Path(create_temp_dir(folder.parent, prefix=f".{folder.name}."))
     try:
         onnx.save_model(model, str(tmp / "model.onnx"), save_as_external_data=True,
                         all_tensors_to_one_file=True, location="weights.bin",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -21,28 +22,55 @@ class MetricResult:
 
     per_example: dict[str, np.ndarray] = field(default_factory=dict)
     corpus: dict[str, float] = field(default_factory=dict)
+    # output -> the closed range its values must lie in (scoring stops outside it); every
+    # value must be finite, with or without a range
+    bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """Registration record: the function and what it outputs."""
+    """Registration record: the function and what it outputs.
+
+    ``outputs`` lists every output the metric can produce (with its direction);
+    ``produces(options)``, when given, names those produced under a set of options
+    (default: all of them).
+    """
 
     name: str
     fn: Callable[..., MetricResult]
     outputs: Mapping[str, bool]  # output name -> higher_is_better
     kinds: tuple[TaskKind, ...]
     description: str = ""
+    produces: Callable[[Mapping[str, Any]], list[str]] | None = None
+
+    def outputs_for(self, options: Mapping[str, Any]) -> dict[str, bool]:
+        """The outputs (name -> higher_is_better) produced with these options."""
+        if self.produces is None:
+            return dict(self.outputs)
+        return {out: self.outputs[out] for out in self.produces(options)}
 
 
 def register_metric(name: str, outputs: Mapping[str, bool], kinds: tuple[TaskKind, ...],
-                    description: str = "") -> Callable:
-    """Register ``fn(task, predictions, references, **options) -> MetricResult``."""
+                    description: str = "",
+                    produces: Callable[[Mapping[str, Any]], list[str]] | None = None
+                    ) -> Callable:
+    """Register ``fn(task, predictions, references, **options) -> MetricResult``.
+
+    ``outputs``: every output the metric may produce -> higher_is_better; ``produces``:
+    options -> the outputs produced with them (when options select among the outputs).
+    """
 
     def deco(fn: Callable[..., MetricResult]) -> Callable[..., MetricResult]:
-        METRICS.register(name)(MetricSpec(name, fn, dict(outputs), kinds, description))
+        METRICS.register(name)(MetricSpec(name, fn, dict(outputs), kinds, description,
+                                          produces))
         return fn
 
     return deco
+
+
+def unit_bounds(*results: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
+    """``[0, 1]`` as the range of every output named in ``results`` (rates, F-measures)."""
+    return {out: (0.0, 1.0) for result in results for out in result}
 
 
 def get_metric(name: str) -> MetricSpec:
@@ -56,7 +84,8 @@ def column(task: str, output: str) -> str:
 
 
 def directions(tasks: Mapping[str, object]) -> dict[str, bool]:
-    """``higher_is_better`` for every column the configured tasks produce (plus perplexity)."""
+    """``higher_is_better`` for every column the configured tasks can produce (every output
+    a metric declares, whatever its options select), plus perplexity."""
     result: dict[str, bool] = {}
     for task_name, task_cfg in tasks.items():
         get_task(task_name)

@@ -30,12 +30,10 @@ def scorer_for(options: dict[str, Any], cache_dir: str | None = None) -> BertSco
 def bertscore(task: Task, predictions: list[str], references: list[list[str]],
               cache_dir: str | None = None, **options: Any) -> MetricResult:
     """Per-example BERTScore precision, recall and F1."""
-    out = scorer_for(options, cache_dir).score(list(predictions), [list(r) for r in references])
-    return MetricResult(per_example={
-        "bertscore_precision": out["precision"],
-        "bertscore_recall": out["recall"],
-        "bertscore_f1": out["f1"],
-    })
+    scorer = scorer_for(options, cache_dir)
+    out = scorer.score(list(predictions), [list(r) for r in references])
+    return MetricResult(per_example={f"bertscore_{k}": v for k, v in out.items()},
+                        bounds={f"bertscore_{k}": v for k, v in scorer.bounds().items()})
 
 
 bertscore.options_signature = get_scorer  # type: ignore[attr-defined]  # checked by scoring

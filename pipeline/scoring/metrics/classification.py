@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.core.tasks import Task
-from pipeline.scoring.metrics.base import MetricResult, register_metric
+from pipeline.scoring.metrics.base import MetricResult, register_metric, unit_bounds
 
 
 def _norm(label: object) -> str:
@@ -41,5 +41,7 @@ def classification(task: Task, predictions: list[str], references: list[str]) ->
     """Per-example correctness and corpus macro-F1."""
     correct = np.array([_norm(p) == _norm(r) for p, r in zip(predictions, references,
                                                                 strict=True)], dtype=float)
-    return MetricResult(per_example={"accuracy": correct},
-                        corpus={"macro_f1": macro_f1(predictions, references)})
+    per_example = {"accuracy": correct}
+    corpus = {"macro_f1": macro_f1(predictions, references)}
+    return MetricResult(per_example=per_example, corpus=corpus,
+                        bounds=unit_bounds(per_example, corpus))

@@ -18,7 +18,7 @@ import numpy as np
 
 from pipeline.core.tasks import Task
 from pipeline.core.text_norm import normalize_tag_set
-from pipeline.scoring.metrics.base import MetricResult, register_metric
+from pipeline.scoring.metrics.base import MetricResult, register_metric, unit_bounds
 
 
 def _scores(pred: frozenset[str], ref: frozenset[str]) -> tuple[float, float, float]:
@@ -38,5 +38,5 @@ def set_overlap(task: Task, predictions: list[list[str]],
     rows = [_scores(normalize_tag_set(p), normalize_tag_set(r))
             for p, r in zip(predictions, references, strict=True)]
     arr = np.asarray(rows, dtype=float).reshape(-1, 3)
-    return MetricResult(per_example={"exact_match": arr[:, 0], "jaccard": arr[:, 1],
-                                     "f1": arr[:, 2]})
+    per_example = {"exact_match": arr[:, 0], "jaccard": arr[:, 1], "f1": arr[:, 2]}
+    return MetricResult(per_example=per_example, bounds=unit_bounds(per_example))

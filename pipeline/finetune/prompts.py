@@ -69,6 +69,10 @@ class PromptSet:
         self.system = templates.get("system") or None
         self.labels = {t: training_labels(dataset, t) for t in dataset.tasks
                        if get_task(t).kind != "text"}
+        # A sane tag answer has at most twice the most tags of any training example.
+        sizes = [len(r.get(get_task(t).field) or []) for t in dataset.tasks
+                 if get_task(t).kind == "set" for r in dataset.train]
+        self.max_tags = 2 * max(sizes) if any(sizes) else None
 
     def render(self, task: str, record: dict) -> Prompt:
         """The prompt of ``task`` for ``record``."""

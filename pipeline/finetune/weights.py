@@ -1,0 +1,153 @@
+"""Where a causal LM's weights are and how they load (offline): checkpoint directories, LoRA
+adapters, hub ids already in the local cache, and GGUF files (``model.gguf_file``,
+dequantised by transformers with the ``gguf`` package); prompts as token ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from pipeline.core.errors import MissingModelError
+from pipeline.core.io import atomic_write_text, file_sha256
+from pipeline.core.paths import generation_cache_dir
+from pipeline.finetune.prompts import Prompt
+
+
+def digest(*parts: Any) -> str:
+    """sha256 (24 hex digits) of JSON-serialised ``parts``."""
+    blob = json.dumps(parts, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def directory_checksum(path: Path, memo_file: Path) -> str:
+    """sha256 over the relative names and contents of every file under ``path``.
+
+    Hashing multi-GB weights takes a while, so results are memoised in ``memo_file`` by the
+    directory's (name, size, mtime) listing; a changed file is hashed again.
+    """
+    path = Path(path).resolve()
+    files = sorted(p for p in path.rglob("*") if p.is_file()
+                   and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    listing = digest([(str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns)
+                       for p in files])
+    memo: dict[str, dict[str, str]] = {}
+    if memo_file.exists():
+        try:
+            memo = json.loads(memo_file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            memo = {}
+    entry = memo.get(str(path))
+    if entry and entry.get("listing") == listing:
+        return entry["sha256"]
+    checksum = digest([(str(p.relative_to(path)), file_sha256(p)) for p in files])
+    memo[str(path)] = {"listing": listing, "sha256": checksum}
+    atomic_write_text(memo_file, json.dumps(memo, indent=1, sort_keys=True) + "\n")
+    return checksum
+
+
+def local_dir(name: str, revision: str | None, key: str) -> Path:
+    """A checkpoint directory, or the local snapshot of a cached hub id (never downloads)."""
+    if Path(name).is_dir():
+        return Path(name)
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(name, revision=revision, local_files_only=True))
+    except Exception:  # not a repo id, or not in the cache: one message for both
+        raise MissingModelError(
+            f"{key}={name!r} is neither a directory nor a hub model in the local cache "
+            "(nothing is downloaded); set it to a checkpoint directory") from None
+
+
+@dataclass(frozen=True)
+class Weights:
+    """A model directory, or a GGUF file (``gguf_file``, a name inside ``path``)."""
+
+    path: Path
+    gguf_file: str | None = None
+
+    def __str__(self) -> str:
+        return str(self.path / self.gguf_file) if self.gguf_file else str(self.path)
+
+    def kwargs(self) -> dict[str, Any]:
+        """Extra ``from_pretrained`` arguments."""
+        return {"gguf_file": self.gguf_file} if self.gguf_file else {}
+
+    def checksum(self, cfg: DictConfig) -> str:
+        """Content checksum (memoised per directory under the cache dir)."""
+        if self.gguf_file:
+            return file_sha256(self.path / self.gguf_file)
+        return directory_checksum(self.path, generation_cache_dir(cfg.cache_dir) /
+                                  "checksums.json")
+
+    def has_tokenizer(self) -> bool:
+        """True when the weights carry their own tokenizer."""
+        return bool(self.gguf_file) or any((self.path / f).exists() for f in
+                                           ("tokenizer.json", "tokenizer_config.json"))
+
+
+def base_weights(cfg: DictConfig) -> Weights | None:
+    """The base model: ``model.gguf_file`` or ``model.base_model`` (None when neither)."""
+    gguf = cfg.model.get("gguf_file")
+    if gguf:
+        if not Path(gguf).is_file():
+            raise MissingModelError(f"model.gguf_file={gguf!r} is not a file (run `make "
+                                    "smollm2` for SmolLM2, or point it at a .gguf file)")
+        return Weights(Path(gguf).parent, Path(gguf).name)
+    if cfg.model.base_model:
+        return Weights(local_dir(str(cfg.model.base_model), cfg.model.revision,
+                                 "model.base_model"))
+    return None
+
+
+def load_tokenizer(weights: Weights) -> Any:
+    """The tokenizer of ``weights``, with a pad token (EOS when it has none)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(weights.path, local_files_only=True, **weights.kwargs())
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_causal_lm(weights: Weights, dtype: Any) -> Any:
+    """The causal LM of ``weights`` in ``dtype`` (a GGUF file is dequantised)."""
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(weights.path, dtype=dtype,
+                                                local_files_only=True, **weights.kwargs())
+
+
+def prompt_ids(tok: Any, prompt: Prompt, chat: bool, chat_kwargs: dict[str, Any]) -> list[int]:
+    """Token ids of ``prompt``: the chat template with the generation prompt, or plain text."""
+    if chat:
+        text = tok.apply_chat_template(prompt.messages(), tokenize=False,
+                                       add_generation_prompt=True, **chat_kwargs)
+        return tok(text, add_special_tokens=False)["input_ids"]
+    return tok(prompt.plain())["input_ids"]
+
+
+def convert_gguf(gguf: Path, out: Path) -> Path:
+    """Dequantise the GGUF file ``gguf`` once into a checkpoint directory ``out`` (model and
+    tokenizer, safetensors); written beside ``out`` first, then renamed."""
+    import shutil
+
+    import torch
+
+    if (out / "config.json").exists():
+        return out
+    weights = Weights(gguf.parent, gguf.name)
+    model = load_causal_lm(weights, torch.float32)
+    model.hf_quantizer = None  # save_pretrained refuses a model still tied to its quantizer
+    tmp = out.parent / f".{out.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    load_tokenizer(weights).save_pretrained(tmp)
+    tmp.rename(out)
+    return out

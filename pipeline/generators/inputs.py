@@ -1,0 +1,56 @@
+"""Checksums of what a cell's results depend on beyond its config: the content of the
+scored test records, the training records a demo learner fits, the predictions file, the
+weights of the checkpoint and of its base model.
+
+The cell runner records them in ``manifest.json`` (``inputs``); a finished cell is redone,
+and its predictions and scores are not reused, when any of them changed.
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from pipeline.core.errors import MissingModelError
+from pipeline.core.io import file_sha256
+from pipeline.data.dataset import Dataset
+from pipeline.finetune.weights import Weights, base_weights, local_dir
+from pipeline.generators.auto import choose
+from pipeline.generators.gen_cache import digest
+from pipeline.generators.precomputed import find_predictions
+
+# manifest key -> what the log calls it when it changed
+INPUT_NAMES = {"test": "test data", "train": "training data",
+               "predictions": "predictions file", "checkpoint": "checkpoint",
+               "base_model": "base model"}
+
+
+def weights_checksums(cfg: DictConfig) -> dict[str, str]:
+    """Checksums of the weights an ``hf`` cell loads: ``model.checkpoint`` (unless
+    ``train_size=0`` runs the base model itself) and the base model named by
+    ``model.base_model`` or ``model.gguf_file``; memoised by file stat under the cache."""
+    base = base_weights(cfg)
+    sums = {"base_model": base.checksum(cfg)} if base is not None else {}
+    if base is None or int(cfg.train_size) != 0:
+        if not cfg.model.checkpoint:
+            raise MissingModelError(f"model {cfg.model.name!r} has no checkpoint: set "
+                                    "model.checkpoint=<dir>")
+        ckpt = Weights(local_dir(str(cfg.model.checkpoint), cfg.model.revision,
+                                 "model.checkpoint"))
+        sums["checkpoint"] = ckpt.checksum(cfg)
+    return sums
+
+
+def input_checksums(cfg: DictConfig, dataset: Dataset, test: list[dict]) -> dict[str, str]:
+    """``{input: checksum}`` of the content the cell's predictions and scores depend on
+    (keys of :data:`INPUT_NAMES`, those that apply to the generator that will run)."""
+    source = choose(cfg)
+    sums = {"test": digest(test)}
+    if source == "demo":
+        sums["train"] = digest(dataset.train[: int(cfg.train_size)])
+    elif source == "precomputed":
+        path = find_predictions(cfg)
+        if path is not None:
+            sums["predictions"] = file_sha256(path)[:24]
+    elif source == "hf":
+        sums.update(weights_checksums(cfg))
+    return sums

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Mutation testing (mutmut) of the core modules, each against only the tests that cover it.
+#
+#   scripts/mutation.sh [TARGET ...]     (make mutation; default: every target below)
+#
+# Each target mutates one module in a scratch copy of the project (the working tree is never
+# touched) and runs only its tests; the score is killed / (killed + survived). Results and
+# the surviving mutants' diffs go to $MUTATION_DIR (default /tmp/mutation). Time-box a run
+# with MUTATION_TIMEOUT (seconds per target, default 1800); MUTATION_CHILDREN (default 2)
+# test processes run at once.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+PY="${PYTHON:-$ROOT/.venv/bin/python}"
+OUT="${MUTATION_DIR:-/tmp/mutation}"
+TIMEOUT="${MUTATION_TIMEOUT:-1800}"
+CHILDREN="${MUTATION_CHILDREN:-2}"
+
+# target -> "module to mutate|test files that cover it"
+declare -A TARGETS=(
+  [stats]="pipeline/aggregate/stats.py|tests/test_stats.py"
+  [ranking]="pipeline/aggregate/ranking.py|tests/test_stats.py"
+  [rouge]="pipeline/scoring/metrics/rouge.py|tests/test_metrics.py"
+  [set_overlap]="pipeline/scoring/metrics/set_overlap.py|tests/test_metrics.py"
+  [classification]="pipeline/scoring/metrics/classification.py|tests/test_metrics.py"
+  [text_norm]="pipeline/core/text_norm.py|tests/test_metrics.py"
+  [provenance]="pipeline/core/provenance.py|tests/test_provenance_hashes.py"
+)
+ORDER=(stats ranking rouge set_overlap classification text_norm provenance)
+
+targets=("$@")
+[ ${#targets[@]} -eq 0 ] && targets=("${ORDER[@]}")
+mkdir -p "$OUT"
+summary="$OUT/summary.tsv"
+printf "target\tmodule\tkilled\tsurvived\tother\tscore\n" > "$summary"
+
+for name in "${targets[@]}"; do
+  spec="${TARGETS[$name]:?unknown target $name (known: ${ORDER[*]})}"
+  module="${spec%%|*}"
+  tests="${spec#*|}"
+  work="$OUT/$name"
+  rm -rf "$work"
+  mkdir -p "$work"
+  cp -r "$ROOT/pipeline" "$ROOT/tests" "$ROOT/conf" "$ROOT/pyproject.toml" "$work/"
+  [ -d "$ROOT/data" ] && cp -r "$ROOT/data" "$work/"
+  {
+    echo "[mutmut]"
+    echo "source_paths=pipeline"
+    echo "only_mutate=$module"
+    echo "also_copy="
+    echo "    conf"
+    [ -d "$ROOT/data" ] && echo "    data"
+    echo "pytest_add_cli_args_test_selection="
+    for t in $tests; do echo "    $t"; done
+    echo "pytest_add_cli_args="
+    echo "    -p"
+    echo "    no:cacheprovider"
+    echo "    -q"
+    echo "    -m"
+    echo "    not slow"
+  } > "$work/setup.cfg"
+  echo "== $name: $module against $tests"
+  (cd "$work" && HF_HUB_OFFLINE=1 PYTHONPATH="$work" timeout "$TIMEOUT" \
+     "$PY" -m mutmut run --max-children "$CHILDREN" > "$work/run.log" 2>&1) || true
+  (cd "$work" && "$PY" -m mutmut results --all true > "$work/results.txt" 2>&1) || true
+  killed=$(grep -c ": killed$" "$work/results.txt" || true)
+  survived=$(grep -c ": survived$" "$work/results.txt" || true)
+  other=$(grep -vcE ": (killed|survived)$" "$work/results.txt" || true)
+  score=$("$PY" -c "k,s=$killed,$survived; print(f'{100*k/(k+s):.1f}%' if k+s else 'n/a')")
+  printf "%s\t%s\t%s\t%s\t%s\t%s\n" "$name" "$module" "$killed" "$survived" "$other" \
+    "$score" >> "$summary"
+  (cd "$work" && for m in $(grep ": survived$" "$work/results.txt" | cut -d: -f1); do
+     "$PY" -m mutmut show "$m"; done > "$work/survivors.diff" 2>&1) || true
+  echo "   killed $killed, survived $survived ($score); survivors: $work/survivors.diff"
+done
+column -t -s $'\t' "$summary"

@@ -1,0 +1,135 @@
+"""generator=hf against hand-computed references: perplexity from the model's own logits, the
+LoRA adapter's effect, and the generation cache reusing outputs only for identical requests."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import SMALL
+from hf_tiny import CHAT_TEMPLATE, save_lora, save_tiny
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from pipeline.core.io import read_json, read_jsonl
+from pipeline.scoring.cell import run_cell
+
+TOKENS = "generator.options.max_new_tokens={summarization:6,title:3,tag:3,type:2}"
+ONLY_ROUGE = ("tasks.summarization.metrics=[rouge]", "tasks.title.metrics=[rouge]")
+N_EXAMPLES = 2
+REQUESTS = N_EXAMPLES * 4  # generation requests: examples x tasks
+NLL_ITEMS = N_EXAMPLES * 2  # perplexity targets: examples x (summary, title)
+ALL = REQUESTS + NLL_ITEMS
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("trust_ckpts")
+    llama = save_tiny("llama", root / "llama", CHAT_TEMPLATE)
+    same = Path(shutil.copytree(llama, root / "llama_copy"))
+    other = Path(shutil.copytree(llama, root / "llama_other"))
+    model = AutoModelForCausalLM.from_pretrained(other)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(1.5)  # other weights, same files and names
+    model.save_pretrained(other)
+    return {"llama": llama, "same": same, "other": other, "lora": save_lora(llama, root / "lora")}
+
+
+@pytest.fixture(scope="module")
+def run(compose_cfg, tmp_path_factory) -> Callable[..., Path]:
+    """``run(ckpt, *overrides)``: one hf cell in a fresh output folder, all sharing one cache
+    folder of their own (so other test files' runs are never reused)."""
+    cache = tmp_path_factory.mktemp("trust_cache")
+
+    def _run(ckpt: Path, *more: str) -> Path:
+        out = tmp_path_factory.mktemp("trust_out")
+        return run_cell(compose_cfg(*SMALL, f"output_dir={out}", "generator=hf",
+                                    "model=llama-3.2-1b", f"model.checkpoint={ckpt}",
+                                    f"data.limit={N_EXAMPLES}", TOKENS, *ONLY_ROUGE,
+                                    f"cache_dir={cache}", *more))
+
+    return _run
+
+
+@pytest.fixture(scope="module")
+def base_run(run, ckpts) -> Path:
+    """The base model's cell, run first: every request computed."""
+    run_dir = run(ckpts["llama"])
+    assert _requests(run_dir) == {"computed": ALL, "reused": 0}
+    return run_dir
+
+
+def _requests(run_dir: Path) -> dict[str, int]:
+    return read_json(run_dir / "manifest.json")["generator"]["requests"]
+
+
+def _chat(system: str, user: str) -> str:
+    """CHAT_TEMPLATE written out by hand for one system and one user message."""
+    return f"<s> system : {system} </s> <s> user : {user} </s> <s> assistant : "
+
+
+def _perplexity_by_hand(model, tok, cfg, records: list[dict]) -> float:
+    """exp(sum NLL / sum N) of each reference (+ EOS) after its chat prompt, from the logits."""
+    prompts = cfg.generator.options.prompts
+    nll, n = 0.0, 0
+    for r in records:
+        for task, field in (("summarization", "summary"), ("title", "title")):
+            prompt = tok(_chat(prompts.system, prompts[task].format(article=r["article"])),
+                         add_special_tokens=False)["input_ids"]
+            target = tok(r[field], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+            with torch.no_grad():
+                logits = model(torch.tensor([prompt + target])).logits[0].double()
+            logp = torch.log_softmax(logits, dim=-1)
+            # token j of the target is predicted at position len(prompt) - 1 + j
+            nll -= sum(float(logp[len(prompt) - 1 + j, t]) for j, t in enumerate(target))
+            n += len(target)
+    return math.exp(nll / n)
+
+
+def _test_records(run_dir: Path) -> list[dict]:
+    ids = [p["id"] for p in read_jsonl(run_dir / "predictions.jsonl")]
+    test = {r["id"]: r for r in read_jsonl(run_dir.parents[2] / "data/demo/test.jsonl")}
+    return [test[i] for i in ids]
+
+
+def test_perplexity_equals_hand_computed_from_logits(compose_cfg, ckpts, base_run):
+    run_dir = base_run
+    cfg = compose_cfg("generator=hf")
+    tok = AutoTokenizer.from_pretrained(ckpts["llama"])
+    model = AutoModelForCausalLM.from_pretrained(ckpts["llama"]).eval()
+    want = _perplexity_by_hand(model, tok, cfg, _test_records(run_dir))
+    assert read_json(run_dir / "metrics.json")["perplexity"] == pytest.approx(want, rel=1e-5)
+
+
+def test_lora_adapter_changes_outputs_by_its_own_weights(compose_cfg, run, ckpts, base_run):
+    from peft import PeftModel
+
+    base_ppl = read_json(base_run / "metrics.json")["perplexity"]
+    lora_dir = run(ckpts["lora"])
+    assert _requests(lora_dir) == {"computed": REQUESTS + NLL_ITEMS, "reused": 0}
+    lora_ppl = read_json(lora_dir / "metrics.json")["perplexity"]
+    tok = AutoTokenizer.from_pretrained(ckpts["llama"])
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(ckpts["llama"]),
+                                      ckpts["lora"]).eval()
+    want = _perplexity_by_hand(model, tok, compose_cfg("generator=hf"), _test_records(lora_dir))
+    assert lora_ppl == pytest.approx(want, rel=1e-5)
+    assert abs(lora_ppl - base_ppl) > 1e-3 * base_ppl
+
+
+@pytest.mark.parametrize(("variant", "more", "reused"), [
+    ("same", (), ALL),  # a copy of the same weights elsewhere: everything reused
+    ("other", (), 0),  # different weights under the same file names: nothing reused
+    ("llama", ("generator.options.dtype=bf16",), 0),
+    ("llama", ("generator.options.chat_template=false",), 0),
+    pytest.param("llama", ("+generator.options.chat_template_kwargs.enable_thinking=false",),
+                 0, marks=pytest.mark.slow),
+    ("llama", ("generator.options.prompts.title='Headline please: {article}'",), 0),
+    pytest.param("llama", ("model.name=renamed", "train_size=500"), ALL,
+                 marks=pytest.mark.slow),  # the same requests in another cell
+])
+def test_generation_cache_reuses_only_identical_requests(run, ckpts, base_run, variant, more,
+                                                         reused):
+    assert _requests(run(ckpts[variant], *more)) == {"computed": ALL - reused, "reused": reused}

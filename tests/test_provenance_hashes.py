@@ -1,0 +1,92 @@
+"""Every config key that changes a result changes the hashes that decide reuse; others do not.
+
+The overrides are literal: a key dropped from a hash (e.g. ``seed``) makes its case fail.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from omegaconf import OmegaConf
+
+from pipeline.core.provenance import config_hash, generation_hash, score_hashes
+
+HF = ("generator=hf", "model=llama-3.2-1b")
+
+# Each changes the predictions, so every hash must change.
+GENERATION_OVERRIDES = [
+    "seed=1", "train_size=500",
+    "data=summeval", "data.seed=14", "data.n_train=100", "data.n_test=50", "data.limit=5",
+    "data.tasks=[summarization,title]", "+data.options.test=/data/test.jsonl",
+    "model=qwen3-0.6b", "model.name=other", "model.checkpoint=/ckpt/other",
+    "model.predictions=/preds/other.jsonl", "model.base_model=/ckpt/base",
+    "model.revision=abc123", "model.params_b=2.0",
+    "generator=openai", "generator.options.temperature=0.5", "generator.options.do_sample=true",
+    "generator.options.top_p=0.9", "generator.options.max_new_tokens.title=7",
+    "generator.options.prompts.title='Headline: {article}'",
+    "generator.options.prompts.system=Be brief.", "generator.options.chat_template=false",
+    "+generator.options.chat_template_kwargs.enable_thinking=false",
+    "generator.options.dtype=bf16",
+]
+# None of these changes a result.
+NEUTRAL_OVERRIDES = ["output_dir=/elsewhere", "force=true", "cache_dir=/tmp/c",
+                     "aggregate.n_boot=7", "report.n_errors=3"]
+
+
+@pytest.fixture(scope="module")
+def base(compose_cfg):
+    return compose_cfg(*HF)
+
+
+@pytest.mark.parametrize("override", GENERATION_OVERRIDES)
+def test_generation_keys_change_every_hash(compose_cfg, base, override):
+    cfg = compose_cfg(*HF, override)
+    assert generation_hash(cfg) != generation_hash(base)
+    assert config_hash(cfg) != config_hash(base)
+    assert set(score_hashes(cfg).values()).isdisjoint(score_hashes(base).values())
+
+
+@pytest.mark.parametrize("override", NEUTRAL_OVERRIDES)
+def test_other_keys_change_no_hash(compose_cfg, base, override):
+    cfg = compose_cfg(*HF, override)
+    assert (config_hash(cfg), generation_hash(cfg), score_hashes(cfg)) == (
+        config_hash(base), generation_hash(base), score_hashes(base))
+
+
+def _changed(value: Any) -> Any:
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int | float):
+        return value + 1
+    if value is None:
+        return 3
+    return f"{value}_other"
+
+
+def _metric_options(cfg) -> list[tuple[str, str]]:
+    return [(metric, key) for metric, opts in cfg.metrics.items() for key in opts]
+
+
+def test_there_are_metric_options_to_check(base):
+    assert {("rouge", "use_stemmer"), ("rouge", "ref_aggregation"),
+            ("bertscore", "model"), ("bertscore", "idf")} <= set(_metric_options(base))
+
+
+def test_every_metric_option_changes_only_its_metrics_hashes(base):
+    before = score_hashes(base)
+    for metric, key in _metric_options(base):
+        cfg = base.copy()
+        OmegaConf.update(cfg, f"metrics.{metric}.{key}", _changed(cfg.metrics[metric][key]))
+        after = score_hashes(cfg)
+        changed = {k for k in before if after[k] != before[k]}
+        assert changed == {k for k in before if k.endswith("/" + metric)}, (metric, key)
+        assert config_hash(cfg) != config_hash(base), (metric, key)
+        assert generation_hash(cfg) == generation_hash(base), (metric, key)
+
+
+def test_task_metric_list_changes_config_hash_not_predictions(compose_cfg, base):
+    cfg = compose_cfg(*HF, "tasks.title.metrics=[rouge]")
+    assert config_hash(cfg) != config_hash(base)
+    assert generation_hash(cfg) == generation_hash(base)
+    assert set(score_hashes(cfg)) == set(score_hashes(base)) - {"title/bertscore"}
