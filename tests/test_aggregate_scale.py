@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.aggregate import publish, stats
+from pipeline.aggregate import outputs, publish, stats
 from pipeline.aggregate.examples import Examples
 from pipeline.aggregate.ranking import pairwise_tests, pvalue_matrix, select_pairs
 from pipeline.aggregate.stage import aggregate
@@ -188,22 +188,22 @@ def test_unchanged_inputs_skip_the_aggregate(tiny: Callable,
                                              caplog: pytest.LogCaptureFixture) -> None:
     root = Path(tiny().output_dir)
     aggregate(tiny())
-    first = publish.published(root)
+    first = outputs.published(root)
     caplog.set_level(logging.INFO)
     aggregate(tiny())
-    assert publish.published(root)["run_id"] == first["run_id"]
+    assert outputs.published(root)["run_id"] == first["run_id"]
     assert "inputs unchanged" in caplog.text
     aggregate(tiny("force=true"))  # force recomputes
-    assert publish.published(root)["run_id"] != first["run_id"]
-    forced = publish.published(root)["run_id"]
+    assert outputs.published(root)["run_id"] != first["run_id"]
+    forced = outputs.published(root)["run_id"]
     aggregate(tiny("aggregate.alpha=0.1"))  # a config change recomputes
-    assert publish.published(root)["run_id"] != forced
-    changed = publish.published(root)
+    assert outputs.published(root)["run_id"] != forced
+    changed = outputs.published(root)
     scores_path = run_file(OutputPaths(root).run_dir("demo-a", 500), "scores")
     scores = pd.read_parquet(scores_path)
     write_parquet(scores_path, scores.assign(tag_f1=1.0 - scores["tag_f1"]))  # same size
     aggregate(tiny("aggregate.alpha=0.1"))
-    assert publish.published(root)["inputs"] != changed["inputs"]
+    assert outputs.published(root)["inputs"] != changed["inputs"]
 
 
 def test_documented_paths_are_links_into_one_set(tiny: Callable) -> None:
@@ -218,7 +218,7 @@ def test_documented_paths_are_links_into_one_set(tiny: Callable) -> None:
         assert path.is_symlink() and path.resolve().parent == (root / "aggregate").resolve()
     assert not (paths.tables / "old.csv").exists()
     assert sorted(p.name for p in root.iterdir() if p.name.startswith(".")) == []
-    stamp = publish.published(root)
+    stamp = outputs.published(root)
     assert set(stamp["files"]) >= {"model_comparison.csv", "analysis.md",
                                    "tables/pairwise_pvalues.csv"}
 
@@ -239,7 +239,7 @@ def test_a_failure_mid_publish_keeps_the_old_set(tiny: Callable,
     after = {p.relative_to(root / "aggregate"): p.read_bytes()
              for p in (root / "aggregate").rglob("*") if p.is_file()}
     assert after == before
-    assert publish.published(root) is not None  # still intact
+    assert outputs.published(root) is not None  # still intact
     assert [p.name for p in root.iterdir() if p.name.startswith(".")] == []
     assert load_ranked(OutputPaths(root)).shape[0] == 4
 
@@ -248,7 +248,7 @@ def test_a_swap_cut_between_its_renames_is_repaired(tiny: Callable,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     root = Path(tiny().output_dir)
     aggregate(tiny())
-    first = publish.published(root)["run_id"]
+    first = outputs.published(root)["run_id"]
     real_replace = os.replace
 
     def killed(src, dst):  # dies after moving the old set aside: nothing is moved back
@@ -264,7 +264,7 @@ def test_a_swap_cut_between_its_renames_is_repaired(tiny: Callable,
     with pytest.raises(InputError, match="not found"):
         load_ranked(OutputPaths(root))
     aggregate(tiny())  # puts the old set back, then finds its inputs unchanged
-    assert publish.published(root)["run_id"] == first
+    assert outputs.published(root)["run_id"] == first
     assert [p.name for p in root.iterdir() if p.name.startswith(".")] == []
 
 

@@ -186,8 +186,9 @@ def test_cache_clear_and_bound(tmp_path: Path) -> None:
     fresh = EmbeddingCache(tmp_path, "ns")  # a later process
     assert fresh.get("t0") is None and fresh.get("t1") is not None
     t1_pack = Path(fresh._where[fresh.key("t1")].path)
-    t1_pack.write_bytes(t1_pack.read_bytes()[:-3])  # damaged pack -> miss, removed
+    t1_pack.write_bytes(t1_pack.read_bytes()[:-3])  # damaged pack -> miss, quarantined
     assert EmbeddingCache(tmp_path, "ns").get("t1") is None and not t1_pack.exists()
+    assert t1_pack.with_name(t1_pack.name + ".bad").exists()
     cache.clear()
     assert cache.size_bytes() == 0 and cache.get("t2") is None
 

@@ -81,8 +81,9 @@ def _generation_files(root: Path) -> list[Path]:
     return sorted(root.rglob("generations/*.jsonl"))
 
 
-@pytest.mark.parametrize("setting", ["cache_dir", "XDG_CACHE_HOME", pytest.param(
-    "PIPELINE_CACHE_DIR", marks=pytest.mark.slow)])  # the suite itself runs under the latter
+@pytest.mark.parametrize("setting", ["cache_dir", *(pytest.param(s, marks=pytest.mark.slow)
+                                                    for s in ("XDG_CACHE_HOME",
+                                                              "PIPELINE_CACHE_DIR"))])
 def test_cache_location_settings(tmp_path, setting):
     """The generation cache goes where the setting points, and nowhere else."""
     srv = ScriptedServer()

@@ -3,6 +3,7 @@ LoRA adapter's effect, and the generation cache reusing outputs only for identic
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from collections.abc import Callable
@@ -10,7 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import SMALL
+import yaml
+from conftest import ROOT, SMALL
 from hf_tiny import CHAT_TEMPLATE, save_lora, save_tiny
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -122,7 +124,7 @@ def test_lora_adapter_changes_outputs_by_its_own_weights(compose_cfg, run, ckpts
 @pytest.mark.parametrize(("variant", "more", "reused"), [
     ("same", (), ALL),  # a copy of the same weights elsewhere: everything reused
     ("other", (), 0),  # different weights under the same file names: nothing reused
-    ("llama", ("generator.options.dtype=bf16",), 0),
+    pytest.param("llama", ("generator.options.dtype=bf16",), 0, marks=pytest.mark.slow),
     ("llama", ("generator.options.chat_template=false",), 0),
     pytest.param("llama", ("+generator.options.chat_template_kwargs.enable_thinking=false",),
                  0, marks=pytest.mark.slow),
@@ -133,3 +135,50 @@ def test_lora_adapter_changes_outputs_by_its_own_weights(compose_cfg, run, ckpts
 def test_generation_cache_reuses_only_identical_requests(run, ckpts, base_run, variant, more,
                                                          reused):
     assert _requests(run(ckpts[variant], *more)) == {"computed": ALL - reused, "reused": reused}
+
+
+@pytest.mark.slow
+def test_prompt_file_same_templates_reused_changed_recomputed(run, ckpts, base_run, tmp_path):
+    templates = yaml.safe_load((ROOT / "conf/prompts/default.yaml").read_text(encoding="utf-8"))
+    same = tmp_path / "same.yaml"
+    same.write_text(yaml.safe_dump(templates), encoding="utf-8")
+    assert _requests(run(ckpts["llama"], f"generator.options.prompts={same}")) == {
+        "computed": 0, "reused": ALL}
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump({**templates, "title": "Headline: {article}"}),
+                       encoding="utf-8")
+    run_dir = run(ckpts["llama"], f"generator.options.prompts={changed}")
+    assert _requests(run_dir)["computed"] == ALL
+
+
+@pytest.mark.slow
+def test_base_model_setting_overrides_the_adapters_own(run, ckpts, base_run, tmp_path):
+    lora = Path(shutil.copytree(ckpts["lora"], tmp_path / "lora"))
+    config = json.loads((lora / "adapter_config.json").read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = str(tmp_path / "nowhere")
+    (lora / "adapter_config.json").write_text(json.dumps(config), encoding="utf-8")
+    run_dir = run(lora, f"model.base_model={ckpts['llama']}")
+    info = read_json(run_dir / "manifest.json")["generator"]
+    assert info["adapter"] and info["base_model"] == str(ckpts["llama"])
+    lora_run = run(ckpts["lora"])  # the same adapter weights and base: the same outputs
+    assert (run_dir / "predictions.jsonl").read_bytes() == \
+        (lora_run / "predictions.jsonl").read_bytes()
+
+
+def test_hub_id_and_revision_resolve_in_the_local_cache(run, ckpts, base_run, tmp_path,
+                                                        monkeypatch):
+    import huggingface_hub
+
+    hub = tmp_path / "hub"
+    repo = hub / "models--test--tiny"
+    revisions = {"1" * 40: ckpts["llama"], "2" * 40: ckpts["other"]}
+    for commit, source in revisions.items():
+        shutil.copytree(source, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("1" * 40)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub))
+    main = read_json(run("test/tiny") / "manifest.json")["generator"]
+    assert main["checkpoint"].endswith("1" * 40) and main["requests"]["reused"] == ALL
+    old = read_json(run("test/tiny", f"model.revision={'2' * 40}") / "manifest.json")
+    assert old["generator"]["checkpoint"].endswith("2" * 40)
+    assert old["generator"]["weights_sha256"] != main["weights_sha256"]

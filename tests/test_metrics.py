@@ -132,8 +132,14 @@ def test_classification_matches_sklearn():
 
 
 def test_label_normalisation():
-    got = classification.classification(TYPE, [" Sports"], ["sports"])
-    assert got.per_example["accuracy"][0] == 1
+    got = classification.classification(TYPE, [" Sports", "straße"], ["sports", "STRASSE"])
+    assert got.per_example["accuracy"].tolist() == [1, 0]  # lower-cased, not case-folded
+
+
+def test_macro_f1_edge_cases():
+    assert classification.macro_f1([], []) == 0.0
+    with pytest.raises(ValueError):
+        classification.macro_f1(["a", "b"], ["a"])
 
 
 @pytest.mark.parametrize("module", [rouge, set_overlap, classification, text_norm])

@@ -156,6 +156,7 @@ def test_experiment_weights_replace_the_default_ones(compose_cfg):
     assert tweaked.title_rougeL == 2 and tweaked.tag_f1 == 1  # one key still merges
 
 
+@pytest.mark.slow  # both commands in subprocesses (Hydra start-up, scoring, aggregate)
 def test_recipe_from_the_command_line(files):
     """The README's commands: a sweep over systems, then the aggregate with human tables."""
     out = files / "out"

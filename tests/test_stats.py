@@ -198,3 +198,47 @@ def test_pairwise_matrix_symmetric_and_holm_not_below_raw() -> None:
     off = ~np.eye(3, dtype=bool)
     assert (h[off] >= r[off]).all()
     assert list(holm["cell"]) == ["a@10", "b@10", "c@10"]
+
+
+def test_mcnemar_drops_nan_pairs_and_switches_to_chi_square_at_25() -> None:
+    a = [1, 1, 1, 0, 0, 1, np.nan, 1]
+    b = [0, 0, 0, 0, 1, 1, 1, np.nan]  # the NaN pairs would add one discordant pair each
+    assert stats.mcnemar_test(a, b) == stats.mcnemar_test(a[:6], b[:6])
+    assert stats.mcnemar_test(a, b)[1] == pytest.approx(0.625)
+    # 25 discordant pairs (20 vs 5): chi-square with continuity, (|20 - 5| - 1)^2 / 25
+    stat, p = stats.mcnemar_test([1] * 20 + [0] * 5, [0] * 20 + [1] * 5)
+    assert stat == pytest.approx(14**2 / 25) and p == pytest.approx(math.erfc(math.sqrt(stat / 2)))
+    # 24 (19 vs 5): exact, min count 5
+    stat, p = stats.mcnemar_test([1] * 19 + [0] * 5, [0] * 19 + [1] * 5)
+    assert stat == 5.0
+    assert p == pytest.approx(2 * sum(math.comb(24, i) for i in range(6)) / 2**24)
+
+
+def test_pairwise_pvalues_use_the_given_seed() -> None:
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=40)
+    b = a + rng.normal(0.3, 1, 40)
+    p = [stats.pairwise_pvalues(np.column_stack([a, b]), n_perm=200, seed=s)[0, 1]
+         for s in (0, 5)]
+    assert p == [stats.paired_permutation_test(a, b, n_perm=200, seed=s) for s in (0, 5)]
+    assert p[0] != p[1]
+
+
+def test_rank_groups_single_cell_and_alpha() -> None:
+    assert list(stats.rank_groups(np.array([[np.nan]]))) == [1]
+    p = np.array([[np.nan, 0.1], [0.1, np.nan]])  # NaN diagonal, as pairwise_pvalues gives
+    assert list(stats.rank_groups(p)) == [1, 1]
+    assert list(stats.rank_groups(p, alpha=0.2)) == [1, 2]
+
+
+def test_rank_intervals_are_order_statistics_of_bootstrap_ranks() -> None:
+    # Close columns with 0/1 values: bootstrap means tie often (ties share the best rank).
+    rng = np.random.default_rng(11)
+    x = (rng.random((12, 3)) < [0.5, 0.45, 0.4]).astype(float)
+    for alpha, seed in ((0.05, 0), (0.3, 4)):
+        low, high = stats.rank_intervals(x, n_boot=400, seed=seed, alpha=alpha)
+        means = stats.bootstrap_means(x, 400, seed)
+        ranks = np.array([[1 + np.sum(row > v) for v in row] for row in means])  # "min" ranks
+        r = np.sort(ranks, axis=0)
+        np.testing.assert_array_equal(low, r[int(np.floor(alpha / 2 * 399))])
+        np.testing.assert_array_equal(high, r[int(np.ceil((1 - alpha / 2) * 399))])

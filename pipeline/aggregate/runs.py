@@ -6,23 +6,15 @@ running job) and folders whose files cannot be read are reported, never fatal.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from pipeline.core.io import (
-    InputError,
-    dumps,
-    file_sha256,
-    read_json,
-    read_jsonl,
-    read_records,
-)
+from pipeline.aggregate.outputs import run_dirs
+from pipeline.core.io import InputError, read_json, read_jsonl, read_records
 from pipeline.core.paths import OutputPaths, run_file
 from pipeline.generators.predictions import HUMAN_PREFIX
 
@@ -58,37 +50,6 @@ def _human_rows(pred_path: Path, model: str, train_size: int) -> list[dict]:
         if scores:
             rows.append({"model": model, "train_size": train_size, "id": rec["id"], **scores})
     return rows
-
-
-def run_dirs(paths: OutputPaths) -> list[Path]:
-    """Every run folder under ``runs/``, sorted (``.<name>``: a re-run's staging, left out)."""
-    return sorted(p for p in paths.runs.glob("*/*") if p.is_dir() and not p.name.startswith("."))
-
-
-def inputs_digest(output_dir: str | Path, settings: Any, table: str | Path | None = None) -> str:
-    """sha256 over everything the aggregate reads: each run folder's name and, when finished,
-    the bytes of its manifest, metrics and scores (and predictions, when they carry human
-    judgments), or the ``input=`` table; plus ``settings`` (JSON-serialisable config) and the
-    aggregate stage's own source code. Equal digests mean equal outputs."""
-    h = hashlib.sha256(dumps(settings).encode())
-    for source in sorted(Path(__file__).parent.glob("*.py")):
-        h.update(source.read_bytes())
-    if table is not None:
-        h.update(file_sha256(table).encode())
-        return h.hexdigest()
-    paths = OutputPaths(Path(output_dir))
-    for run_dir in run_dirs(paths):
-        h.update(run_dir.relative_to(paths.root).as_posix().encode() + b"\0")
-        if not run_file(run_dir, "manifest").exists():
-            continue
-        kinds = ["manifest", "metrics", "scores"]
-        try:
-            if read_json(run_file(run_dir, "metrics")).get("human_fields"):
-                kinds.append("predictions")
-            h.update("".join(file_sha256(run_file(run_dir, k)) for k in kinds).encode())
-        except (OSError, ValueError, AttributeError) as exc:  # left out by load_runs too
-            h.update(f"unreadable: {exc}".encode())
-    return h.hexdigest()
 
 
 def load_runs(output_dir: str | Path) -> SweepResults:

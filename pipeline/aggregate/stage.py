@@ -14,21 +14,18 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.aggregate.publish import published, remove_strays, write_all
-from pipeline.aggregate.runs import (
-    CELL_COLUMNS,
-    SweepResults,
-    inputs_digest,
-    load_runs,
-    load_table,
-)
+from pipeline.aggregate.outputs import inputs_digest, published, remove_strays
 from pipeline.aggregate.tracking import track_sweep
 from pipeline.core.errors import ConfigError, InputError
 from pipeline.core.paths import OutputPaths
 from pipeline.scoring.metrics import directions
+
+if TYPE_CHECKING:
+    from pipeline.aggregate.runs import SweepResults
 
 log = logging.getLogger(__name__)
 SHOWN = ("rank", "rank_group", "model", "train_size", "params_b", "overall_score")
@@ -60,7 +57,7 @@ def usable_weights(cfg: DictConfig, results: SweepResults) -> dict[str, float]:
 def aggregate(cfg: DictConfig) -> dict[str, Path]:
     """Rank the cells and write every table; returns the written paths by name."""
     paths = OutputPaths(Path(cfg.output_dir))
-    higher = directions(cfg.tasks)
+    higher = directions(cfg.tasks, cfg.metrics)
     settings = {"aggregate": OmegaConf.to_container(cfg.aggregate, resolve=True),
                 "tasks": OmegaConf.to_container(cfg.tasks, resolve=True), "directions": higher}
     inputs = inputs_digest(paths.root, settings, cfg.input)
@@ -70,6 +67,9 @@ def aggregate(cfg: DictConfig) -> dict[str, Path]:
         track_sweep(cfg)  # tracking=mlflow: update the sweep's runs
         return {"model_comparison": paths.comparison_csv, "analysis": paths.analysis_md,
                 **{p.stem: p for p in sorted(paths.tables.glob("*.csv"))}}
+    from pipeline.aggregate.publish import write_all  # heavy (pandas, scipy): after the check
+    from pipeline.aggregate.runs import CELL_COLUMNS, load_runs, load_table
+
     results = load_table(cfg.input) if cfg.input else load_runs(paths.root)
     for problem in results.problems:
         log.warning("left out: %s", problem)

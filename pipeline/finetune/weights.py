@@ -144,7 +144,10 @@ def convert_gguf(gguf: Path, out: Path) -> Path:
         return out
     weights = Weights(gguf.parent, gguf.name)
     model = load_causal_lm(weights, torch.float32)
-    model.hf_quantizer = None  # save_pretrained refuses a model still tied to its quantizer
+    # dequantised already: detach the quantizer (save_pretrained refuses it) and drop its
+    # config, else the saved checkpoint reloads as "GGUF-quantized" and cannot be trained
+    model.hf_quantizer = None
+    model.config.__dict__.pop("quantization_config", None)
     tmp = out.parent / f".{out.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)

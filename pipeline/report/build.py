@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig
 
+from pipeline.aggregate.outputs import published
 from pipeline.aggregate.provenance import provenance_lines, read_provenance
-from pipeline.aggregate.publish import published
 from pipeline.aggregate.ranking import OVERALL, cell_label, example_overall, metric_columns
 from pipeline.core.errors import ConfigError, InputError
 from pipeline.core.io import read_json, read_records
@@ -78,7 +78,7 @@ def cell_scores(run_dir: Path, weights: dict[str, float]) -> pd.DataFrame:
 def sweep_sections(cfg: DictConfig, paths: OutputPaths, ranked: pd.DataFrame) -> list[Section]:
     """Leaderboard, per-task bars, perplexity, scaling, Pareto, correlations, significance."""
     rep = cfg.report
-    higher = directions(cfg.tasks)
+    higher = directions(cfg.tasks, cfg.metrics)
     metrics = metric_columns(ranked, higher)
     weighted = [c for c in cfg.aggregate.weights if c in ranked.columns]
     sections = [sc.leaderboard(ranked, weighted)]

@@ -92,8 +92,8 @@ p.reading { background: #f6f8fa; border-left: 4px solid #4c78a8; padding: 0.6em 
 table { border-collapse: collapse; font-size: 0.8em; margin: 0.5em 0; }
 th, td { border: 1px solid #ddd; padding: 2px 5px; text-align: left; vertical-align: top; }
 td { white-space: nowrap; }
-th { max-width: 8em; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
+th { max-width: 8em; font-size: 0.95em; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 table.sortable th { cursor: pointer; background: #f0f0f0; }
 table.sortable th[data-order=asc]::after { content: " \\25B2"; }
 table.sortable th[data-order=desc]::after { content: " \\25BC"; }
@@ -113,8 +113,8 @@ dl.provenance dd { margin: 0; overflow-wrap: anywhere; }
 
 
 def _header(name: object) -> str:
-    """An escaped column name that may wrap after its underscores."""
-    return html.escape(str(name)).replace("_", "_<wbr>")
+    """An escaped column name that may wrap before its underscores."""
+    return html.escape(str(name)).replace("_", "<wbr>_")
 
 
 def table_html(frame: pd.DataFrame, sortable: bool = True, text_columns: tuple[str, ...] = (),

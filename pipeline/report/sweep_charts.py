@@ -41,7 +41,7 @@ def _ci(frame: pd.DataFrame, col: str) -> list[str]:
     lo, hi = frame.get(f"{col}_ci_low"), frame.get(f"{col}_ci_high")
     if lo is None or hi is None:
         return [""] * len(frame)
-    return [f"[{fmt(a)}, {fmt(b)}]" if pd.notna(a) else "" for a, b in zip(lo, hi, strict=True)]
+    return [f"{fmt(a)}-{fmt(b)}" if pd.notna(a) else "" for a, b in zip(lo, hi, strict=True)]
 
 
 def family_legend(fig: go.Figure, colors: dict[str, str], families: list[str]) -> None:
@@ -163,11 +163,11 @@ def perplexity(ranked: pd.DataFrame, top_n: int = 30) -> Section:
     return Section("Perplexity", reading, [fig])
 
 
-def _band_traces(rows: pd.DataFrame, color: str) -> list[go.Scatter]:
+def _band_traces(rows: pd.DataFrame, color: str, bands: bool = True) -> list[go.Scatter]:
     model = str(rows["model"].iloc[0])
     x = rows["train_size"].tolist()
     traces = []
-    if f"{OVERALL}_ci_low" in rows and rows[f"{OVERALL}_ci_low"].notna().all():
+    if bands and f"{OVERALL}_ci_low" in rows and rows[f"{OVERALL}_ci_low"].notna().all():
         traces = [go.Scatter(x=x, y=rows[f"{OVERALL}_ci_high"], mode="lines", line={"width": 0},
                              showlegend=False, hoverinfo="skip", legendgroup=model),
                   go.Scatter(x=x, y=rows[f"{OVERALL}_ci_low"], mode="lines", line={"width": 0},
@@ -185,9 +185,11 @@ def scaling_chart(ranked: pd.DataFrame, top_n: int = 30) -> Section:
     models = sorted(top_models(ranked, top_n))
     colors = model_colors(ranked)
     fig, owner = go.Figure(), []
+    per_family = pd.Series([fams[m] for m in models]).value_counts()
+    bands = bool(per_family.max() <= MAX_LINES) if len(per_family) else True
     for model in models:
         rows = ranked[ranked["model"] == model].sort_values("train_size")
-        for tr in _band_traces(rows, colors[model]):
+        for tr in _band_traces(rows, colors[model], bands):
             fig.add_trace(tr)
             owner.append(fams[model])
     families = sorted(set(owner))
@@ -201,8 +203,9 @@ def scaling_chart(ranked: pd.DataFrame, top_n: int = 30) -> Section:
         fig.update_layout(updatemenus=[{"buttons": buttons, "x": 1, "y": 1.02,
                                         "xanchor": "right", "yanchor": "bottom",
                                         "active": families.index(first)}])
-    fig.update_layout(title="Overall score vs train size (band: 95% CI; colour: shade of the "
-                            "family colour per model)", legend={"title": {"text": "model"}},
+    fig.update_layout(title="Overall score vs train size (" + ("band: 95% CI; " if bands else "")
+                            + "colour: shade of the family colour per model)",
+                      legend={"title": {"text": "model"}},
                       xaxis_title="train size", yaxis_title=OVERALL, height=480)
     gains = []
     for model in models:
@@ -221,6 +224,9 @@ def scaling_chart(ranked: pd.DataFrame, top_n: int = 30) -> Section:
         reading = "Each model has a single train size, so there is no trend to read."
     if menu:
         reading += " Use the menu to switch family."
+    if not bands:
+        reading += (f" CI bands are left out: a family has more than {MAX_LINES} models drawn, "
+                    "and overlapping bands would hide the lines.")
     return Section("Score vs train size", reading + _shown(ranked, top_n), [fig])
 
 

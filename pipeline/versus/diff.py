@@ -157,7 +157,7 @@ def diff(cfg: DictConfig) -> Path:
     if not shared:
         raise InputError(after.root, f"no finished (model, train_size) cell in common with "
                                      f"{before.root}")
-    agg, higher = cfg.aggregate, {**directions(cfg.tasks), OVERALL: True}
+    agg, higher = cfg.aggregate, {**directions(cfg.tasks, cfg.metrics), OVERALL: True}
     weights = {k: float(v) for k, v in agg.weights.items()}
     rows, ids = [], {}
     for cell in shared:

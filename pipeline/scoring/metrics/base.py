@@ -83,9 +83,15 @@ def column(task: str, output: str) -> str:
     return f"{task}_{output}"
 
 
-def directions(tasks: Mapping[str, object]) -> dict[str, bool]:
+def directions(tasks: Mapping[str, object],
+               metrics: Mapping[str, Any] | None = None) -> dict[str, bool]:
     """``higher_is_better`` for every column the configured tasks can produce (every output
-    a metric declares, whatever its options select), plus perplexity."""
+    a metric declares, whatever its options select), plus perplexity; ``metrics`` (the
+    ``metrics`` config) first registers the metrics it declares from evaluate modules."""
+    if metrics:
+        from pipeline.scoring.metrics.hf_evaluate import register_evaluate_metrics
+
+        register_evaluate_metrics(metrics)
     result: dict[str, bool] = {}
     for task_name, task_cfg in tasks.items():
         get_task(task_name)

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from pipeline.core.errors import ConfigError
 from pipeline.core.tasks import get_task
 from pipeline.scoring.metrics.base import MetricSpec, check_applicable, get_metric
+from pipeline.scoring.metrics.hf_evaluate import register_evaluate_metrics
 
 _NOT_OPTIONS = ("cache_dir",)  # keyword parameters filled in by the scoring stage
 
@@ -100,6 +101,7 @@ def metric_options(spec: MetricSpec, options: Mapping[str, Any]) -> dict[str, An
 def validate_metrics(tasks: Mapping[str, Any], metrics_cfg: Mapping[str, Any]) -> None:
     """Check every task's metrics: registered, applicable, options valid (names, types,
     values). Raises :class:`ConfigError` before any scoring starts."""
+    register_evaluate_metrics(metrics_cfg)  # metrics declared in YAML (evaluate modules)
     for task_name, task_cfg in tasks.items():
         task = get_task(task_name)
         for metric_name in task_cfg["metrics"]:

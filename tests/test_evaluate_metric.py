@@ -1,0 +1,80 @@
+"""A local ``evaluate`` module declared in YAML scores like a built-in metric: per-example
+values (one module call per example for a corpus-only module), corpus values, directions,
+and clear offline errors (tests/evaluate_modules/word_overlap is the worked example)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipeline.core.errors import ConfigError
+from pipeline.core.io import read_json
+from pipeline.scoring.cell import run_cell
+from pipeline.scoring.metrics import directions
+from pipeline.scoring.metrics.options import validate_metrics
+
+pytest.importorskip("evaluate")
+MODULE = Path(__file__).parent / "evaluate_modules" / "word_overlap"
+# reference, prediction, share of the reference's distinct words in the prediction
+EXAMPLES = [("the cat sat", "the cat", 2 / 3), ("a dog ran far", "dog", 1 / 4),
+            ("birds sing", "Birds sing loudly", 1.0)]
+
+
+def _write(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _cell(small_cfg: Callable, tmp_path: Path, name: str, block: str) -> Path:
+    test = _write(tmp_path / "test.jsonl", [{"id": f"d{i}", "article": "x", "summary": ref}
+                                            for i, (ref, _, _) in enumerate(EXAMPLES)])
+    preds = _write(tmp_path / "preds.jsonl", [{"id": f"d{i}", "summary": pred}
+                                              for i, (_, pred, _) in enumerate(EXAMPLES)])
+    return run_cell(small_cfg("data=files", f"data.options.test={test}", "model=precomputed",
+                              "model.name=sys", f"model.predictions={preds}", "train_size=0",
+                              f"tasks.summarization.metrics=[rouge,{name}]",
+                              f"+metrics.{name}={{evaluate: {block}}}"))
+
+
+def test_module_scores_per_example(small_cfg: Callable, tmp_path: Path) -> None:
+    run_dir = _cell(small_cfg, tmp_path, "word_overlap",
+                    f"{{module: {MODULE}, outputs: {{overlap: true}}, per_example: true}}")
+    scores = pd.read_parquet(run_dir / "scores.parquet")
+    assert list(scores["summarization_overlap"]) == pytest.approx([e[2] for e in EXAMPLES])
+    metrics = read_json(run_dir / "metrics.json")["metrics"]
+    assert metrics["summarization_overlap"] == pytest.approx((2 / 3 + 1 / 4 + 1) / 3)
+    assert "summarization_rouge1" in metrics  # next to the built-in metrics
+
+
+def test_corpus_value_and_direction(small_cfg: Callable, tmp_path: Path) -> None:
+    block = f"{{module: {MODULE}/word_overlap.py, outputs: {{overlap: false}}, per_example: false}}"
+    run_dir = _cell(small_cfg, tmp_path, "overlap_corpus", block)
+    assert "summarization_overlap" not in pd.read_parquet(run_dir / "scores.parquet")
+    metrics = read_json(run_dir / "metrics.json")["metrics"]
+    assert metrics["summarization_overlap"] == pytest.approx((2 / 3 + 1 / 4 + 1) / 3)
+    tasks = {"summarization": {"metrics": ["overlap_corpus"]}}
+    assert directions(tasks)["summarization_overlap"] is False  # as declared
+
+
+@pytest.mark.parametrize(("block", "message"), [
+    ({"module": "rouge", "outputs": {"rouge1": True}},
+     "metrics.m.evaluate.module=rouge: no local evaluate module there"),
+    ({"module": str(MODULE), "outputs": {"overlap": "up"}},
+     "metrics.m.evaluate.outputs must map each output name to higher_is_better"),
+    ({"module": str(MODULE), "outputs": {"overlap": True}, "per_examples": True},
+     "metrics.m.evaluate.per_examples: unknown key"),
+])
+def test_bad_declarations_fail_before_scoring(block: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        validate_metrics({"summarization": {"metrics": ["m"]}}, {"m": {"evaluate": block}})
+    assert message in str(err.value)
+
+
+def test_builtin_name_is_refused() -> None:
+    with pytest.raises(ConfigError, match="'rouge' is already registered"):
+        validate_metrics({}, {"rouge": {"evaluate": {"module": str(MODULE),
+                                                     "outputs": {"overlap": True}}}})
