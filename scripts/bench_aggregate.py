@@ -5,8 +5,9 @@ examples). Each synthetic sweep replicates its cells into N cells (model ``<demo
 at the demo's train sizes), every per-example score jittered (a per-cell shift plus noise on
 continuous scores, 3% of 0/1 scores flipped), written as real run folders with the project's
 writers. Each stage runs as its own process, started through a small wrapper process so that
-``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss`` is the peak RSS of that stage alone; time
-is wall-clock. ``aggregate again`` is a second, unchanged run (it keeps the published set).
+``resource.getrusage(RUSAGE_CHILDREN)`` gives the peak RSS (``ru_maxrss``) and CPU time
+(user + system) of that stage alone; ``_s`` columns are wall-clock seconds. ``again_s`` is a
+second, unchanged aggregate run (it keeps the published set).
 
     python scripts/bench_aggregate.py                      # runs the demo sweep first
     python scripts/bench_aggregate.py --demo-dir outputs   # reuse a finished `make sweep`
@@ -46,8 +47,9 @@ FLIP = 0.03  # share of 0/1 per-example scores flipped in a synthetic cell
 WRAPPER = """import json, resource, subprocess, sys, time
 t = time.perf_counter()
 rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
-print(json.dumps({"rc": rc, "seconds": time.perf_counter() - t,
-                  "rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+use = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"rc": rc, "seconds": time.perf_counter() - t, "rss_mb": use.ru_maxrss / 1024,
+                  "cpu_s": use.ru_utime + use.ru_stime}))
 """
 
 
@@ -144,7 +146,7 @@ def measure(args: list[str], env: dict[str, str]) -> dict:
     result = json.loads(out.stdout.strip().splitlines()[-1])
     if result["rc"] != 0:  # shown as NaN in the table, and said here
         print(f"failed (exit {result['rc']}): {' '.join(args)}", file=sys.stderr)
-        return {**result, "seconds": float("nan"), "rss_mb": float("nan")}
+        return {**result, "seconds": float("nan"), "rss_mb": float("nan"), "cpu_s": float("nan")}
     return result
 
 
@@ -153,13 +155,15 @@ def bench(root: Path, env: dict[str, str], overrides: list[str],
     """Aggregate (then, with ``again``, once more unchanged) and report on one sweep."""
     stage = [sys.executable, "-m"]
     agg = measure([*stage, "pipeline.aggregate", f"output_dir={root}", *overrides], env)
-    row = {"aggregate_s": agg["seconds"], "aggregate_mb": agg["rss_mb"]}
+    row = {"aggregate_s": agg["seconds"], "aggregate_cpu_s": agg["cpu_s"],
+           "aggregate_mb": agg["rss_mb"]}
     if again:
         row["again_s"] = measure([*stage, "pipeline.aggregate", f"output_dir={root}",
                                   *overrides], env)["seconds"]
     rep = measure([*stage, "pipeline.report", f"output_dir={root}", *overrides], env)
     page = root / "report" / "index.html"
-    return {**row, "report_s": rep["seconds"], "report_mb": rep["rss_mb"],
+    return {**row, "report_s": rep["seconds"], "report_cpu_s": rep["cpu_s"],
+            "report_mb": rep["rss_mb"],
             "page_mb": page.stat().st_size / 2**20 if rep["rc"] == 0 else float("nan")}
 
 
@@ -199,8 +203,8 @@ def main() -> None:
                      **bench(root, env, overrides, not args.quick)})
         print(f"{n} cells done", file=sys.stderr, flush=True)
     table = pd.DataFrame(rows)
-    print(f"aggregate and report, wall seconds and peak RSS (MB), on {os.cpu_count()} CPUs; "
-          f"sweeps under {work}")
+    print(f"aggregate and report: wall and CPU seconds, peak RSS (MB), on {os.cpu_count()} "
+          f"CPUs; sweeps under {work}")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
 
 

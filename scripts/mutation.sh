@@ -4,7 +4,9 @@
 #   scripts/mutation.sh [TARGET ...]     (make mutation; default: every target below)
 #
 # Each target mutates one module in a scratch copy of the project (the working tree is never
-# touched) and runs only its tests; the score is killed / (killed + survived). Results and
+# touched) and runs only its tests. Score = detected / checked, where detected = killed or
+# timed out, and checked also counts survivors and mutants no selected test reaches ("no
+# tests"); mutants left unchecked when the time box ends are listed apart. Results and
 # the surviving mutants' diffs go to $MUTATION_DIR (default /tmp/mutation). Time-box a run
 # with MUTATION_TIMEOUT (seconds per target, default 1800); MUTATION_CHILDREN (default 2)
 # test processes run at once.
@@ -20,10 +22,10 @@ CHILDREN="${MUTATION_CHILDREN:-2}"
 declare -A TARGETS=(
   [stats]="pipeline/aggregate/stats.py|tests/test_stats.py"
   [ranking]="pipeline/aggregate/ranking.py|tests/test_stats.py"
-  [rouge]="pipeline/scoring/metrics/rouge.py|tests/test_metrics.py"
+  [rouge]="pipeline/scoring/metrics/rouge.py|tests/test_metrics.py tests/test_metric_variants.py"
   [set_overlap]="pipeline/scoring/metrics/set_overlap.py|tests/test_metrics.py"
   [classification]="pipeline/scoring/metrics/classification.py|tests/test_metrics.py"
-  [text_norm]="pipeline/core/text_norm.py|tests/test_metrics.py"
+  [text_norm]="pipeline/core/text_norm.py|tests/test_metrics.py tests/test_metric_variants.py"
   [provenance]="pipeline/core/provenance.py|tests/test_provenance_hashes.py"
 )
 ORDER=(stats ranking rouge set_overlap classification text_norm provenance)
@@ -32,7 +34,7 @@ targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=("${ORDER[@]}")
 mkdir -p "$OUT"
 summary="$OUT/summary.tsv"
-printf "target\tmodule\tkilled\tsurvived\tother\tscore\n" > "$summary"
+printf "target\tmodule\tdetected\tundetected\tunchecked\tscore\n" > "$summary"
 
 for name in "${targets[@]}"; do
   spec="${TARGETS[$name]:?unknown target $name (known: ${ORDER[*]})}"
@@ -63,14 +65,16 @@ for name in "${targets[@]}"; do
   (cd "$work" && HF_HUB_OFFLINE=1 PYTHONPATH="$work" timeout "$TIMEOUT" \
      "$PY" -m mutmut run --max-children "$CHILDREN" > "$work/run.log" 2>&1) || true
   (cd "$work" && "$PY" -m mutmut results --all true > "$work/results.txt" 2>&1) || true
-  killed=$(grep -c ": killed$" "$work/results.txt" || true)
-  survived=$(grep -c ": survived$" "$work/results.txt" || true)
-  other=$(grep -vcE ": (killed|survived)$" "$work/results.txt" || true)
-  score=$("$PY" -c "k,s=$killed,$survived; print(f'{100*k/(k+s):.1f}%' if k+s else 'n/a')")
-  printf "%s\t%s\t%s\t%s\t%s\t%s\n" "$name" "$module" "$killed" "$survived" "$other" \
-    "$score" >> "$summary"
+  count() { grep -cE ": ($1)\$" "$work/results.txt" || true; }
+  detected=$(count "killed|timeout")
+  undetected=$(count "survived|no tests")
+  unchecked=$(count "not checked")
+  score=$("$PY" -c "d,u=$detected,$undetected; print(f'{100*d/(d+u):.1f}%' if d+u else 'n/a')")
+  printf "%s\t%s\t%s\t%s\t%s\t%s\n" "$name" "$module" "$detected" "$undetected" \
+    "$unchecked" "$score" >> "$summary"
   (cd "$work" && for m in $(grep ": survived$" "$work/results.txt" | cut -d: -f1); do
      "$PY" -m mutmut show "$m"; done > "$work/survivors.diff" 2>&1) || true
-  echo "   killed $killed, survived $survived ($score); survivors: $work/survivors.diff"
+  echo "   detected $detected, undetected $undetected ($score), unchecked $unchecked;" \
+    "survivors: $work/survivors.diff"
 done
 column -t -s $'\t' "$summary"

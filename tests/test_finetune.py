@@ -11,6 +11,8 @@ from hf_tiny import CHAT_TEMPLATE, save_tiny
 from pipeline.core.errors import ConfigError
 from pipeline.core.io import read_json, read_jsonl
 from pipeline.finetune.lora import answer_text
+from pipeline.finetune.prompts import Prompt
+from pipeline.finetune.weights import Weights, answer_ids, load_tokenizer
 from pipeline.scoring.cell import run_cell
 
 STEPS = 3
@@ -46,6 +48,18 @@ def test_answers_are_the_references():
            "type": "sport"}
     assert [answer_text(t, rec) for t in ("summarization", "title", "tag", "type")] == [
         "First ref.", "T", "a, b", "sport"]
+
+
+def test_training_target_is_the_assistant_turn(base):
+    """With a chat template the answer ends with the template's end-of-turn token."""
+    tok = load_tokenizer(Weights(base))
+    prompt = Prompt("Be brief.", "Classify the article above.")
+    head, target = answer_ids(tok, prompt, "sport", True, {})
+    assert tok.convert_ids_to_tokens(target) == ["sport", "</s>"]
+    assert tok.decode(head).endswith("<s> assistant :")
+    head, target = answer_ids(tok, prompt, "sport", False, {})
+    assert tok.convert_ids_to_tokens(target) == ["sport", "</s>"]
+    assert "assistant" not in tok.decode(head)
 
 
 def test_lora_trains_saves_is_used_and_cached(cell, tmp_path):

@@ -5,17 +5,15 @@ The overrides are literal: a key dropped from a hash (e.g. ``seed``) makes its c
 
 from __future__ import annotations
 
+import subprocess
 from typing import Any
 
+import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from pipeline.core.provenance import (
-    NON_RESULT_OPTIONS,
-    config_hash,
-    generation_hash,
-    score_hashes,
-)
+from pipeline.core import provenance
+from pipeline.core.provenance import config_hash, generation_hash, resolved, score_hashes
 
 HF = ("generator=hf", "model=llama-3.2-1b")
 
@@ -70,8 +68,7 @@ def _changed(value: Any) -> Any:
 
 
 def _metric_options(cfg) -> list[tuple[str, str]]:
-    return [(metric, key) for metric, opts in cfg.metrics.items() for key in opts
-            if key not in NON_RESULT_OPTIONS]  # how a cache is used changes no result
+    return [(metric, key) for metric, opts in cfg.metrics.items() for key in opts]
 
 
 def test_there_are_metric_options_to_check(base):
@@ -79,9 +76,20 @@ def test_there_are_metric_options_to_check(base):
             ("bertscore", "model"), ("bertscore", "idf")} <= set(_metric_options(base))
 
 
+# How a metric uses its cache never changes its numbers (literal: a new entry is a decision).
+NON_RESULT_OPTIONS = {("bertscore", "cache")}
+
+
+def test_cache_mode_options_change_no_hash(base):
+    for metric, key in NON_RESULT_OPTIONS:
+        cfg = base.copy()
+        OmegaConf.update(cfg, f"metrics.{metric}.{key}", "off")
+        assert (config_hash(cfg), score_hashes(cfg)) == (config_hash(base), score_hashes(base))
+
+
 def test_every_metric_option_changes_only_its_metrics_hashes(base):
     before = score_hashes(base)
-    for metric, key in _metric_options(base):
+    for metric, key in set(_metric_options(base)) - NON_RESULT_OPTIONS:
         cfg = base.copy()
         OmegaConf.update(cfg, f"metrics.{metric}.{key}", _changed(cfg.metrics[metric][key]))
         after = score_hashes(cfg)
@@ -96,3 +104,33 @@ def test_task_metric_list_changes_config_hash_not_predictions(compose_cfg, base)
     assert config_hash(cfg) != config_hash(base)
     assert generation_hash(cfg) == generation_hash(base)
     assert set(score_hashes(cfg)) == set(score_hashes(base)) - {"title/bertscore"}
+
+
+def test_resolved_config_has_interpolations_filled_in(base):
+    data = resolved(base)
+    assert data["model"]["checkpoint"] == "checkpoints/llama-3.2-1b-2000"
+    assert data["model"]["predictions"] == "predictions/llama-3.2-1b/2000.jsonl"
+
+
+def test_package_versions(monkeypatch):
+    monkeypatch.setattr(provenance, "PACKAGES", ("numpy", "no-such-package-xyz"))
+    assert provenance.package_versions() == {"numpy": np.__version__,
+                                             "no-such-package-xyz": None}
+
+
+def test_git_commit_clean_dirty_and_outside_a_repository(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    (repo / "f.txt").write_text("a", encoding="utf-8")
+    for cmd in (["init", "-q"], ["add", "f.txt"], ["commit", "-q", "-m", "x"]):
+        subprocess.run([*git, *cmd], cwd=repo, check=True, capture_output=True)
+    head = (repo / ".git" / (repo / ".git/HEAD").read_text().split()[1]).read_text().strip()
+    assert provenance.git_commit(repo) == head and len(head) == 40
+    (repo / "untracked.txt").write_text("u", encoding="utf-8")
+    assert provenance.git_commit(repo) == head  # untracked files do not count
+    (repo / "f.txt").write_text("b", encoding="utf-8")
+    assert provenance.git_commit(repo) == head + "+dirty"
+    outside = tmp_path / "plain"
+    outside.mkdir()
+    assert provenance.git_commit(outside) is None

@@ -266,3 +266,45 @@ def test_report_at_1000_cells_stays_bounded(tmp_path: Path, compose_cfg: Callabl
     assert "Only the top 25 of 60 cells are drawn" in page
     assert f"Only the top 20 of {n_models} models" in page
     assert len(page) < 3_000_000
+
+
+def test_task_bars_open_on_the_weighted_metric_with_a_family_legend() -> None:
+    from pipeline.report.sweep_charts import task_bars
+
+    ranked = pd.DataFrame({"model": ["a", "b"], "family": ["x", "y"], "train_size": [1, 1],
+                           "params_b": [1.0, 2.0], "s_rouge1": [0.5, 0.4],
+                           "s_rougeL": [0.3, 0.35]})
+    fig = task_bars(ranked, "s", ["s_rouge1", "s_rougeL"], weighted=["s_rougeL"]).figures[0]
+    bars = [t for t in fig.data if t.showlegend is False]
+    assert [t.name for t in bars] == ["s_rougeL", "s_rouge1"] and bars[0].visible
+    assert not bars[1].visible
+    assert [t.name for t in fig.data if t.showlegend] == ["x", "y"]  # one entry per family
+    assert fig.layout.xaxis.title.text == "s_rougeL"
+
+
+def test_correlation_heatmap_is_annotated_and_pareto_points_labelled() -> None:
+    from pipeline.report.sweep_charts import correlation_heatmap, pareto_chart
+
+    ranked = pd.DataFrame({"model": list("abcd"), "family": list("xxyy"),
+                           "train_size": [1] * 4, "params_b": [1.0, 2.0, 3.0, 4.0],
+                           "overall_score": [0.2, 0.5, 0.4, 0.9],
+                           "t_a": [0.1, 0.2, 0.3, 0.4], "t_b": [0.4, 0.1, 0.3, 0.2]})
+    heat = correlation_heatmap(ranked, {"t_a": True, "t_b": True}).figures[0].data[0]
+    assert heat.text[0][1] == "-0.40" and heat.zmin == -1  # Spearman of a vs b = -0.4
+    points = [t for t in pareto_chart(ranked).figures[0].data if t.mode == "markers+text"]
+    assert sorted(m for t in points for m in t.text) == ["a", "b", "c", "d"]
+
+
+def test_human_section_reports_p_values() -> None:
+    from pipeline.report.sweep_charts import human_section
+
+    human = pd.DataFrame({"metric": ["m1", "m2"], "aspect": ["human_coherence"] * 2,
+                          "level": ["system"] * 2, "n": [16, 16], "pearson": [0.5, 0.7],
+                          "spearman": [0.4, 0.6], "kendall": [0.3, 0.55],
+                          "pearson_p": [0.05, 0.002], "spearman_p": [0.1, 0.01],
+                          "kendall_p": [0.1, 0.003]})
+    section = human_section(human)
+    assert ("human_coherence (system): m2, Kendall 0.550, p = 0.003, n = 16"
+            in section.reading)
+    assert "kendall<wbr>_p" in section.content[0]
+    assert human_section(None) is None

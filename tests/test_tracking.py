@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from test_report_any_data import make_plain_sweep
 
 from pipeline.aggregate.stage import aggregate
 from pipeline.core.errors import ConfigError
-from test_report_any_data import make_plain_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 

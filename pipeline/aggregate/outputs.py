@@ -39,7 +39,7 @@ def inputs_digest(output_dir: str | Path, settings: Any, table: str | Path | Non
     """sha256 over everything the aggregate reads: each run folder's name and, when finished,
     the bytes of its manifest, metrics and scores (and predictions, when they carry human
     judgments), or the ``input=`` table; plus ``settings`` (JSON-serialisable config) and the
-    aggregate stage's own source code. Equal digests mean equal outputs."""
+    aggregate stage's own source code: what, unchanged, gives the same outputs."""
     h = hashlib.sha256(dumps(settings).encode())
     for source in sorted(Path(__file__).parent.glob("*.py")):
         h.update(source.read_bytes())
@@ -62,6 +62,7 @@ def inputs_digest(output_dir: str | Path, settings: Any, table: str | Path | Non
 
 
 def set_files(folder: Path) -> list[Path]:
+    """The files of a set folder that its stamp lists (all but the stamp itself)."""
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != STAMP)
 
 

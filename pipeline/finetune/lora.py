@@ -4,8 +4,9 @@
 The training set is the first ``train_size`` training examples x every task of the data,
 each a (prompt, answer) pair: the prompt exactly as ``generator=hf`` renders it (templates of
 ``generator.options.prompts``, chat template when the tokenizer has one), the answer the
-reference (first summary reference, title, tags as ``a, b, c``, type) plus EOS. The loss
-covers the answer tokens only (prompt labels are -100).
+reference (first summary reference, title, tags as ``a, b, c``, type) as the chat template
+renders the assistant's turn (so the model learns to end it), or plus EOS without a chat
+template. The loss covers the answer tokens only (prompt labels are -100).
 
 The adapter (with its tokenizer and ``finetune.json``) is written to ``model.checkpoint``
 and reused while its cache key matches: base weights checksum, training pairs checksum,
@@ -35,11 +36,12 @@ from pipeline.data.dataset import Dataset, as_reference_list
 from pipeline.finetune.prompts import Prompt, PromptSet, load_templates
 from pipeline.finetune.weights import (
     Weights,
+    answer_ids,
     base_weights,
+    cpu_bf16_supported,
     digest,
     load_causal_lm,
     load_tokenizer,
-    prompt_ids,
 )
 
 log = logging.getLogger(__name__)
@@ -110,9 +112,7 @@ def _encode(tok: Any, prompt: Prompt, answer: str, chat: bool, chat_kwargs: dict
             max_length: int) -> dict[str, list[int]] | None:
     """input_ids / labels (prompt masked) of one pair, cut to ``max_length`` (None when no
     answer token is left)."""
-    head = prompt_ids(tok, prompt, chat, chat_kwargs)
-    eos = [] if tok.eos_token_id is None else [tok.eos_token_id]
-    target = tok(answer, add_special_tokens=False)["input_ids"] + eos
+    head, target = answer_ids(tok, prompt, answer, chat, chat_kwargs)
     ids = (head + target)[:max_length]
     labels = ([-100] * len(head) + target)[:max_length]
     if all(x == -100 for x in labels):
@@ -139,8 +139,8 @@ def _train(opts: LoraOptions, base: Weights, tok: Any, features: list[dict], out
     from transformers.trainer_utils import get_last_checkpoint
 
     cuda = torch.cuda.is_available()
-    bf16 = opts.dtype == "bf16" or (opts.dtype == "auto" and cuda
-                                    and torch.cuda.is_bf16_supported())
+    native = torch.cuda.is_bf16_supported() if cuda else cpu_bf16_supported()
+    bf16 = opts.dtype == "bf16" or (opts.dtype == "auto" and native)
     set_seed(opts.seed)
     model = load_causal_lm(base, torch.float32)
     if opts.gradient_checkpointing:

@@ -7,7 +7,8 @@ hub id already in the local cache (``model.revision``); nothing is downloaded. W
 itself is used. Prompts use the tokenizer's chat template when it has one. The parameters of
 the loaded model are counted; a config ``params_b`` more than 10% off is warned about.
 Decoding is batched with left padding; greedy unless ``do_sample``. On CUDA the weights run
-in bf16 (fp16 without bf16 support), on CPU in fp32.
+in bf16 (fp16 without bf16 support), on CPU in bf16 where the CPU computes it natively
+(AVX512-BF16/AMX: about twice as fast) and in fp32 otherwise.
 
 Perplexity (``Generation.perplexity``) is ``exp(sum NLL / sum N)`` over every text task
 (summary, title) and every reference of every scored example, where the target of one
@@ -35,6 +36,7 @@ from pipeline.finetune.prompts import Prompt
 from pipeline.finetune.weights import (
     Weights,
     base_weights,
+    cpu_bf16_supported,
     load_causal_lm,
     load_tokenizer,
     local_dir,
@@ -68,7 +70,7 @@ def _device_dtype(opts: HFOptions) -> tuple[str, torch.dtype]:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if opts.dtype == "auto":
         if not device.startswith("cuda"):
-            return device, torch.float32
+            return device, torch.bfloat16 if cpu_bf16_supported() else torch.float32
         return device, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if opts.dtype not in DTYPES:
         raise ConfigError(f"generator.options.dtype={opts.dtype!r}; use auto or one of "
@@ -136,15 +138,16 @@ class HFBackend:
         enc = self.tok.pad({"input_ids": ids}, padding=True, return_tensors="pt")
         sampling = ({"temperature": self.opts.temperature, "top_p": self.opts.top_p}
                     if self.opts.do_sample else {})
-        eos = self.model.generation_config.eos_token_id or self.tok.eos_token_id
+        eos = self.model.generation_config.eos_token_id
+        eos = sorted({*(eos if isinstance(eos, list) else [eos]), self.tok.eos_token_id}
+                     - {None})
         gen_cfg = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=self.opts.do_sample,
                                    pad_token_id=self.tok.pad_token_id, eos_token_id=eos,
                                    **sampling)
         with torch.inference_mode():
             out = self.model.generate(**enc.to(self.device), generation_config=gen_cfg)
         new = out[:, enc["input_ids"].shape[1]:]
-        ended = torch.isin(new, torch.tensor(eos if isinstance(eos, list) else [eos],
-                                             device=new.device)).any(dim=1)
+        ended = torch.isin(new, torch.tensor(eos, device=new.device)).any(dim=1)
         full = new.shape[1] >= max_new_tokens
         return [Completion(text, bool(full and not stop)) for text, stop in
                 zip(self.tok.batch_decode(new, skip_special_tokens=True), ended.tolist(),

@@ -238,13 +238,17 @@ def pareto_chart(ranked: pd.DataFrame) -> Section:
                        "no efficiency chart.")
     colors = family_colors(ranked)
     label_all = len(eff) <= MAX_LABELS
+    # neighbours along the x axis get their labels above and below in turn: no overlap
+    order = eff.sort_values(["params_b", OVERALL]).index
+    where = pd.Series(["top center", "bottom center"] * len(order), dtype=object)[:len(order)]
+    where.index = order
     fig = go.Figure()
     for fam, rows in eff.groupby("family"):
         text = [m if label_all or p else "" for m, p in zip(rows["model"], rows["pareto"],
                                                             strict=True)]
         fig.add_trace(go.Scatter(x=rows["params_b"], y=rows[OVERALL], mode="markers+text",
                                  name=str(fam), text=text, customdata=rows["model"],
-                                 textposition="top center", textfont={"size": 10},
+                                 textposition=where[rows.index].tolist(), textfont={"size": 10},
                                  marker={"color": colors[str(fam)], "size": 10},
                                  hovertemplate="%{customdata}: %{y:.4f} at %{x:.3g}B"
                                                "<extra></extra>"))

@@ -4,8 +4,11 @@ Inputs: one candidate string and one or more reference strings per example. Outp
 example: ``bertscore_precision``, ``bertscore_recall``, ``bertscore_f1`` (higher is better;
 cosine-based, roughly 0-1 without rescaling). Options are those of
 :func:`pipeline.scoring.bertscore.get_scorer` (encoder, layer, idf, baseline rescaling, dtype,
-reference aggregation). Embeddings are cached on disk under ``cache_dir``, so a text seen
-in any earlier cell of a sweep is not encoded again. With ``idf`` on, IDF weights come from
+reference aggregation, ``cache``). Embeddings are cached on disk under ``cache_dir``, so a
+text seen in any earlier cell of a sweep is not encoded again; ``cache="refresh"`` (what
+``force=true`` uses) encodes every text again, ``"off"`` bypasses the cache. Each output's
+range (``[-1, 1]``, mapped through the baseline when rescaled) is declared for the scoring
+stage's check. With ``idf`` on, IDF weights come from
 the references of the scored examples, as in bert_score.
 """
 
