@@ -54,11 +54,11 @@ def test_training_target_is_the_assistant_turn(base):
     """With a chat template the answer ends with the template's end-of-turn token."""
     tok = load_tokenizer(Weights(base))
     prompt = Prompt("Be brief.", "Classify the article above.")
-    head, target = answer_ids(tok, prompt, "sport", True, {})
-    assert tok.convert_ids_to_tokens(target) == ["sport", "</s>"]
+    head, target = answer_ids(tok, prompt, "science", True, {})
+    assert tok.convert_ids_to_tokens(target) == ["science", "</s>"]
     assert tok.decode(head).endswith("<s> assistant :")
-    head, target = answer_ids(tok, prompt, "sport", False, {})
-    assert tok.convert_ids_to_tokens(target) == ["sport", "</s>"]
+    head, target = answer_ids(tok, prompt, "science", False, {})
+    assert tok.convert_ids_to_tokens(target) == ["science", "</s>"]
     assert "assistant" not in tok.decode(head)
 
 
@@ -118,8 +118,12 @@ def test_interrupted_finetune_resumes(cell, monkeypatch, tmp_path):
 
     monkeypatch.setattr(transformers.Trainer, "training_step", killed)
     with pytest.raises(KeyboardInterrupt):
-        run_cell(cell())
+        run_cell(cell("finetune.learning_rate=0.01"))
     assert (tmp_path / ".adapter.trainer" / "checkpoint-2").is_dir()
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):  # other settings: starts afresh, killed again
+        run_cell(cell())
+    assert calls == [1, 1]
     assert not (tmp_path / "adapter").exists()
     monkeypatch.setattr(transformers.Trainer, "training_step", real)
     tuned = read_json(run_cell(cell()) / "manifest.json")["finetune"]

@@ -308,3 +308,17 @@ def test_human_section_reports_p_values() -> None:
             in section.reading)
     assert "kendall<wbr>_p" in section.content[0]
     assert human_section(None) is None
+
+
+def test_finer_length_bins_are_offered_and_taken() -> None:
+    n = 120
+    examples = pd.DataFrame({"id": [f"e{i}" for i in range(n)],
+                             "meta.length_bucket": ["short", "long"] * (n // 2),
+                             "article": [" ".join(["w"] * (10 + i)) for i in range(n)]})
+    # 120 examples, one column, min_n 5: 120 // (2 * 5) = 12 -> capped at 8 bins
+    fixed = resolve(examples, "meta.length_bucket", "type", min_n=5)
+    assert fixed.rows == "meta.length_bucket"
+    assert any("report.slices.rows=length gives 8 quantile buckets" in n for n in fixed.notes)
+    finer = resolve(examples, "length", "type", length_bins=4, min_n=5)
+    assert finer.rows == "length (words)"
+    assert finer.examples["length (words)"].value_counts().tolist() == [30] * 4

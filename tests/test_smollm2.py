@@ -108,6 +108,7 @@ def test_raw_outputs_trimming_and_parameter_count(small_cfg, tiny, monkeypatch, 
     assert "model.params_b=1.24 but the loaded checkpoint has" in caplog.text
 
 
+# `make smollm2` puts it in the user's cache dir (read before the tests redirect the cache)
 SMOLLM2 = default_cache_dir() / "models" / "SmolLM2-135M-Instruct"
 
 
@@ -118,7 +119,8 @@ def test_smollm2_base_model_end_to_end(tmp_path):
     """The real SmolLM2-135M-Instruct on 4 demo examples, offline, through the CLI."""
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "pipeline.compare", "model=smollm2-135m", "train_size=0",
-           "generator=hf", "data.limit=4", *SMALL, *NO_BERTSCORE, f"output_dir={out}"]
+           "generator=hf", "data.limit=4", *SMALL, *NO_BERTSCORE, f"output_dir={out}",
+           f"model.base_model={SMOLLM2}"]  # the tests' own cache dir has no models/
     proc = subprocess.run(cmd, cwd=ROOT, env=run_env(), capture_output=True, text=True,
                           timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -133,3 +135,23 @@ def test_smollm2_base_model_end_to_end(tmp_path):
     assert all(p["title"] for p in preds)
     assert all(set(p["raw"]) == {"summarization", "title", "tag", "type"} for p in preds)
     assert set(info["parse_failures"]) == {"tag", "type"}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SMOLLM2.parent / "SmolLM2-135M-Instruct.Q4_1.gguf").exists(),
+                    reason="SmolLM2 GGUF file missing: run `make smollm2`")
+def test_gguf_file_directly(small_cfg):
+    """model.gguf_file: the Q4_1 file is dequantised on load and generates like a checkpoint."""
+    from pipeline.scoring.cell import run_cell
+
+    gguf = SMOLLM2.parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    run_dir = run_cell(small_cfg("generator=hf", "model=hf", "model.name=smollm2-gguf",
+                                 "model.family=llama", f"model.gguf_file={gguf}",
+                                 "train_size=0", "data.limit=1",
+                                 "generator.options.max_new_tokens={summarization:24,title:12,"
+                                 "tag:12,type:4}", *NO_BERTSCORE))
+    info = read_json(run_dir / "manifest.json")["generator"]
+    assert info["checkpoint"] == str(gguf) and info["chat_template"]
+    assert info["params_b_counted"] == pytest.approx(0.1345, abs=1e-3)
+    assert read_jsonl(run_dir / "predictions.jsonl")[0]["title"]
+    assert math.isfinite(read_json(run_dir / "metrics.json")["perplexity"])

@@ -516,15 +516,25 @@ def _bounded_pairs(tests: pd.DataFrame, top: int, k: int, alpha: float) -> str:
             "pairs; the other pairs have no p-value.")
 
 
-def _recommendations(tables: Mapping[str, pd.DataFrame]) -> str:
+def _recommendations(tables: Mapping[str, pd.DataFrame], tested: bool) -> str:
     rec = tables["recommendations"]
     if rec.empty:
         return "No recommendation: no cell has an overall score."
     titles = {"best_overall": "Best overall", "best_score_per_billion": "Best score per parameter",
               "smallest_within_margin": "Smallest model near the best",
               "lowest_perplexity": "Lowest perplexity"}
-    return _bullets([f"**{titles.get(r.choice, r.choice)}**: {r.model}@{r.train_size}. {r.reason}"
-                     for r in rec.itertuples()])
+    best = rec[rec["choice"] == "best_overall"]
+    lead = cell_label(best["model"].iloc[0], best["train_size"].iloc[0]) if len(best) else None
+    lines = []
+    for r in rec.itertuples():
+        text = f"**{titles.get(r.choice, r.choice)}**: {r.model}@{r.train_size}. {r.reason}"
+        cell = cell_label(r.model, r.train_size)
+        if tested and lead is not None and cell != lead:
+            p = _pair_p(tables, lead, cell)
+            text += (f" Against the best cell {lead}: "
+                     + ("pair not tested." if pd.isna(p) else f"paired test {_p(p)} (Holm)."))
+        lines.append(text)
+    return _bullets(lines)
 
 
 def render_analysis(ranked: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
@@ -559,7 +569,7 @@ def render_analysis(ranked: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
         sections.append(("Agreement with human judgments", _human_section(human)))
     sections += [("Statistical caveats", _caveats(ranked, tables, significance, alpha,
                                                   n_examples)),
-                 ("Recommendations", _recommendations(tables))]
+                 ("Recommendations", _recommendations(tables, _has_tests(ranked)))]
     if provenance is not None:
         sections.append(("Provenance", _bullets(provenance_lines(provenance))))
     body = "\n\n".join(f"## {title}\n\n{text.strip()}" for title, text in sections if text)

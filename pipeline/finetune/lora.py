@@ -11,8 +11,8 @@ template. The loss covers the answer tokens only (prompt labels are -100).
 The adapter (with its tokenizer and ``finetune.json``) is written to ``model.checkpoint``
 and reused while its cache key matches: base weights checksum, training pairs checksum,
 ``train_size`` and the hyperparameters. Trainer checkpoints go to a hidden folder beside it
-(``.<name>.trainer``) every ``save_steps`` steps, and an interrupted run resumes from the last
-one. ``train_size=0`` means the base model itself: nothing is trained.
+(``.<name>.trainer``) every ``save_steps`` steps, and an interrupted run with the same cache key
+resumes from the last one. ``train_size=0`` means the base model itself: nothing is trained.
 """
 
 from __future__ import annotations
@@ -161,7 +161,12 @@ def _train(opts: LoraOptions, base: Weights, tok: Any, features: list[dict], out
     trainer = Trainer(model=model, args=args, train_dataset=features,
                       data_collator=DataCollatorForSeq2Seq(tok, padding=True,
                                                            label_pad_token_id=-100))
-    resume = get_last_checkpoint(str(work)) if work.is_dir() else None
+    stamp = work / "cache_key"  # Trainer checkpoints of other settings are not resumed
+    if work.is_dir() and (not stamp.exists() or stamp.read_text() != info["cache_key"]):
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(info["cache_key"])
+    resume = get_last_checkpoint(str(work))
     if resume:
         log.info("finetune: resuming from %s", resume)
     start = time.perf_counter()

@@ -89,7 +89,11 @@ def _other_attribute(examples: pd.DataFrame, skip: set[str]) -> str | None:
 
 def resolve(examples: pd.DataFrame, rows: str, cols: str, length_bins: int = 0,
             min_n: int = 5) -> Slicing | None:
-    """Pick the slice attributes the examples support; None when no row attribute exists."""
+    """Pick the slice attributes the examples support; None when no row attribute exists.
+
+    ``rows="length"`` (or a row attribute the examples lack) gives length buckets of the
+    longest text field: ``length_bins`` of them, or with 0 as many as :func:`auto_bins` allows.
+    """
     frame, notes = examples.copy(), []
     text = text_field(frame)
     if cols not in frame.columns:
@@ -99,15 +103,19 @@ def resolve(examples: pd.DataFrame, rows: str, cols: str, length_bins: int = 0,
         cols = other or ALL
         if other is None:
             frame[ALL] = ALL
-    if rows not in frame.columns:
+    bins = length_bins or auto_bins(len(frame), _labels(frame[cols]).nunique(), min_n)
+    if rows == "length" or rows not in frame.columns:
         if text is None:
             return None
         words = frame[text].map(lambda v: len(v.split()) if isinstance(v, str) else 0)
-        bins = length_bins or auto_bins(len(frame), _labels(frame[cols]).nunique(), min_n)
         frame[LENGTH] = length_buckets(words, bins)
-        notes.insert(0, f"the examples have no {rows!r}, so the rows are {bins} length buckets "
-                        f"of {text!r} (quantiles of its word count)")
+        why = "" if rows == "length" else f"the examples have no {rows!r}, so "
+        notes.insert(0, f"{why}the rows are {bins} length buckets of {text!r} (quantiles of "
+                        "its word count)")
         rows = LENGTH
+    elif text is not None and bins > _labels(frame[rows]).nunique():
+        notes.append(f"the data allow finer length bins: report.slices.rows=length gives {bins} "
+                     f"quantile buckets of {text!r} (report.slices.length_bins sets the number)")
     return Slicing(frame, rows, cols, notes)
 
 
