@@ -20,8 +20,8 @@ CHILDREN="${MUTATION_CHILDREN:-2}"
 
 # target -> "module to mutate|test files that cover it"
 declare -A TARGETS=(
-  [stats]="pipeline/aggregate/stats.py|tests/test_stats.py"
-  [ranking]="pipeline/aggregate/ranking.py|tests/test_stats.py"
+  [stats]="pipeline/aggregate/stats.py|tests/test_stats.py tests/test_aggregate_scale.py"
+  [ranking]="pipeline/aggregate/ranking.py|tests/test_stats.py tests/test_aggregate_scale.py"
   [rouge]="pipeline/scoring/metrics/rouge.py|tests/test_metrics.py tests/test_metric_variants.py"
   [set_overlap]="pipeline/scoring/metrics/set_overlap.py|tests/test_metrics.py"
   [classification]="pipeline/scoring/metrics/classification.py|tests/test_metrics.py"

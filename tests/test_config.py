@@ -35,6 +35,9 @@ def test_every_model_config_composes(compose_cfg, name):
         assert OmegaConf.is_missing(cfg.model, "name")
         assert cfg.model.predictions is None and cfg.model.family == "precomputed"
         return
+    if name == "hf":  # any checkpoint: model.name (and a checkpoint) come from the command line
+        assert OmegaConf.is_missing(cfg.model, "name") and cfg.model.params_b is None
+        return
     assert cfg.model.name == name
     assert cfg.model.learner or (cfg.model.params_b and cfg.model.checkpoint
                                  and cfg.model.predictions)

@@ -5,11 +5,15 @@ The overrides are literal: a key dropped from a hash (e.g. ``seed``) makes its c
 
 from __future__ import annotations
 
+import hashlib
+import json
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from conftest import ROOT
 from omegaconf import OmegaConf
 
 from pipeline.core import provenance
@@ -134,3 +138,40 @@ def test_git_commit_clean_dirty_and_outside_a_repository(tmp_path):
     outside = tmp_path / "plain"
     outside.mkdir()
     assert provenance.git_commit(outside) is None
+
+
+def test_digest_is_sha256_of_canonical_json():
+    # Canonical form by hand: sorted keys, no spaces, non-JSON values as str().
+    obj = {"b": [1, 2.5, None], "a": {"y": True, "x": Path("/p")}}
+    blob = '{"a":{"x":"/p","y":true},"b":[1,2.5,null]}'
+    assert provenance._digest(obj) == hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def test_finetune_changes_hashes_only_when_set(compose_cfg, base):
+    tuned = compose_cfg(*HF, "finetune=lora")
+    assert generation_hash(tuned) != generation_hash(base)
+    assert config_hash(tuned) != config_hash(base)
+
+
+
+def _by_hand(data: dict, keys: tuple[str, ...]) -> str:
+    picked = {k: data[k] for k in keys}
+    if "metrics" in picked:
+        picked["metrics"]["bertscore"].pop("cache")  # see NON_RESULT_OPTIONS
+    blob = json.dumps(picked, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def test_hashes_cover_exactly_the_documented_keys(base):
+    """Without finetune: config hash = these 7 keys, generation hash = these 5 (by hand)."""
+    keys = ("model", "data", "generator", "tasks", "metrics", "train_size", "seed")
+    assert config_hash(base) == _by_hand(resolved(base), keys)
+    keys = ("model", "data", "generator", "train_size", "seed")
+    assert generation_hash(base) == _by_hand(resolved(base), keys)
+
+
+def test_git_commit_of_this_checkout_by_default():
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                          text=True, check=False).stdout.strip()
+    got = provenance.git_commit()
+    assert (got is None and not head) or got.removesuffix("+dirty") == head

@@ -242,3 +242,52 @@ def test_rank_intervals_are_order_statistics_of_bootstrap_ranks() -> None:
         r = np.sort(ranks, axis=0)
         np.testing.assert_array_equal(low, r[int(np.floor(alpha / 2 * 399))])
         np.testing.assert_array_equal(high, r[int(np.ceil((1 - alpha / 2) * 399))])
+
+
+def test_permutation_exact_up_to_2_pow_n_then_monte_carlo() -> None:
+    d, zeros = np.arange(1.0, 11.0), np.zeros(10)  # 10 pairs: 1024 sign patterns
+    # all 1024 enumerated: only all-plus and all-minus reach |sum| = 55
+    assert stats.paired_permutation_test(d, zeros, n_perm=1024) == 2 / 1024
+    mc = stats.paired_permutation_test(d, zeros, n_perm=100)  # (hits + 1) / (100 + 1)
+    assert mc * 101 == pytest.approx(round(mc * 101)) and mc >= 1 / 101
+    assert stats.paired_permutation_test([1.0, 2.0, 3.0], [0.0] * 3, n_perm=8) == 0.25
+
+
+def test_permutation_accumulates_over_several_blocks() -> None:
+    # 400 pairs: a block holds ~10,000 sign patterns, so 25,000 take three blocks.
+    n_perm = 25_000
+    a, b = np.ones(400), np.zeros(400)
+    assert stats.paired_permutation_test(a, b, n_perm=n_perm) == 1 / (n_perm + 1)
+    assert stats.paired_permutation_test(a, a, n_perm=n_perm) == 1.0
+
+
+def test_permutation_drops_pairs_with_a_nan_and_returns_types() -> None:
+    p = stats.paired_permutation_test([1.0, 2.0, 3.0, np.nan, 9.0], [0.0, 0.0, 0.0, 5.0, np.nan])
+    assert p == 0.25 and isinstance(p, float)
+    assert stats.paired_permutation_test([1.0, np.nan], [0.0, 1.0]) == 1.0  # one pair left
+    assert np.isnan(stats.paired_permutation_test([np.nan, np.nan], [1.0, 2.0]))
+    a = np.column_stack([[1.0, 2.0, 3.0], [np.nan] * 3])
+    p2 = stats.paired_permutation_test(a, np.zeros((3, 2)))
+    assert p2[0] == 0.25 and np.isnan(p2[1])
+
+
+def test_bootstrap_means_resample_every_row_and_skip_nan() -> None:
+    assert (stats.bootstrap_means([[2.0]], n_boot=5) == 2.0).all()
+    first = stats.bootstrap_means([100.0, 0.0, 0.0], n_boot=200, seed=1)
+    assert (first > 0).any() and set(np.unique(first * 3).round(6)) <= {0, 100, 200, 300}
+    means = stats.bootstrap_means([5.0, np.nan, 7.0], n_boot=200, seed=2)[:, 0]
+    seen = means[~np.isnan(means)]
+    assert ((seen >= 5) & (seen <= 7)).all() and len(seen) > 150
+
+
+def test_bootstrap_ci_is_the_percentile_interval_of_the_given_seed() -> None:
+    x = np.random.default_rng(5).normal(size=25)
+    for alpha, seed in ((0.05, 3), (0.2, 0)):
+        means = stats.bootstrap_means(x, 300, seed)[:, 0]
+        want = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+        assert stats.bootstrap_ci(x, n_boot=300, alpha=alpha, seed=seed) == pytest.approx(want)
+
+
+def test_p_values_are_capped_at_one() -> None:
+    np.testing.assert_allclose(stats.holm_adjust([0.6, 0.7]), [1.0, 1.0])
+    assert stats.mcnemar_test([1, 1, 0, 0], [0, 0, 1, 1]) == (2.0, 1.0)  # 2 * 11/16 capped
