@@ -43,7 +43,8 @@ for name in "${targets[@]}"; do
   work="$OUT/$name"
   rm -rf "$work"
   mkdir -p "$work"
-  cp -r "$ROOT/pipeline" "$ROOT/tests" "$ROOT/conf" "$ROOT/pyproject.toml" "$work/"
+  cp -r "$ROOT/pipeline" "$ROOT/tests" "$ROOT/conf" "$ROOT/scripts" "$ROOT/pyproject.toml" \
+    "$work/"
   [ -d "$ROOT/data" ] && cp -r "$ROOT/data" "$work/"
   {
     echo "[mutmut]"
@@ -51,6 +52,7 @@ for name in "${targets[@]}"; do
     echo "only_mutate=$module"
     echo "also_copy="
     echo "    conf"
+    echo "    scripts"
     [ -d "$ROOT/data" ] && echo "    data"
     echo "pytest_add_cli_args_test_selection="
     for t in $tests; do echo "    $t"; done

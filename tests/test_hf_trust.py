@@ -48,6 +48,8 @@ def run(compose_cfg, tmp_path_factory) -> Callable[..., Path]:
 
     def _run(ckpt: Path, *more: str) -> Path:
         out = tmp_path_factory.mktemp("trust_out")
+        if not any(m.startswith("generator.options.dtype=") for m in more):
+            more = ("generator.options.dtype=fp32", *more)  # as computed by hand below
         return run_cell(compose_cfg(*SMALL, f"output_dir={out}", "generator=hf",
                                     "model=llama-3.2-1b", f"model.checkpoint={ckpt}",
                                     f"data.limit={N_EXAMPLES}", TOKENS, *ONLY_ROUGE,
