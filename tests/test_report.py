@@ -18,10 +18,10 @@ from pipeline.core.errors import ConfigError, UserError
 from pipeline.core.io import write_json, write_jsonl, write_parquet
 from pipeline.core.paths import OutputPaths, run_file
 from pipeline.data.demo_corpus import build_demo_corpus
-from pipeline.report import Section, bertscore_sections, write_report
-from pipeline.report.bertscore_suite import band_distances, band_of, trend_line
+from pipeline.report.bertscore_suite import band_distances, band_of, bertscore_sections, trend_line
 from pipeline.report.build import build_report, choose_cell
 from pipeline.report.errors_table import worst_examples
+from pipeline.report.html import Section, write_report
 from pipeline.report.slices import slice_table
 from tests.conftest import ROOT, run_env
 
@@ -216,3 +216,49 @@ def test_model_choice_and_export_without_kaleido(four: Path, compose_cfg: Callab
         assert "kaleido is not installed" in caplog.text
     else:
         assert list((four.parent / "figures").glob("*.png"))
+
+
+def test_cli_keeps_an_unchanged_report_and_rebuilds_a_changed_one(tmp_path: Path,
+                                                                   compose_cfg: Callable) -> None:
+    out = tmp_path / "out"
+    make_sweep(out, 2)
+    aggregate(compose_cfg(f"output_dir={out}", "aggregate.n_boot=100"))
+
+    def report(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "pipeline.report", f"output_dir={out}",
+                               "aggregate.n_boot=100", *extra], cwd=ROOT, env=run_env(),
+                              capture_output=True, text=True, timeout=300, check=True)
+
+    page = out / "report" / "index.html"
+    first = report()
+    assert "(unchanged)" not in first.stdout and page.exists()
+    built = page.stat().st_mtime_ns
+    assert "(unchanged)" in report().stdout and page.stat().st_mtime_ns == built
+    # a changed predictions file (same scores) and force=true each rebuild the page
+    preds = run_file(OutputPaths(out).run_dir("m00", 500), "predictions")
+    preds.write_text(preds.read_text().replace("says", "writes"))
+    assert "(unchanged)" not in report().stdout and page.stat().st_mtime_ns != built
+    assert "(unchanged)" in report().stdout
+    assert "(unchanged)" not in report("force=true").stdout
+    # another report setting rebuilds too
+    assert "(unchanged)" not in report("report.n_errors=3").stdout
+
+
+def test_unparsable_outputs_are_shown_as_written() -> None:
+    from pipeline.report.errors_table import unparsable_section
+
+    preds = pd.DataFrame([
+        {"id": "a", "tags": [], "type": "", "raw": {"tag": "The article is <about> towns",
+                                                   "type": "The allowed types are: x, y, z"}},
+        {"id": "b", "tags": ["energy"], "type": "sports",
+         "raw": {"tag": "energy", "type": "sports"}},
+        {"id": "c", "tags": [], "type": "sports", "raw": {"tag": "", "type": "sports"}},
+    ])
+    section = unparsable_section(preds, 10, "m@500")
+    assert section is not None
+    assert section.reading.startswith("2 outputs of m@500 could not be parsed (tag 1, type 1 "
+                                      "of 3 examples)")
+    page = "".join(c for c in section.content if isinstance(c, str))
+    assert "The article is &lt;about&gt; towns" in page and "allowed types are" in page
+    # a predictions file or demo learner keeps no raw text: no section
+    assert unparsable_section(preds.drop(columns="raw"), 10, "m@500") is None

@@ -1,7 +1,7 @@
-"""The offline HTML report: reusable sections (``Section``, ``write_report``,
-``bertscore_sections``) and the sweep report written by ``python -m pipeline.report``."""
+"""Stage 6, report: the offline HTML report of ``python -m pipeline.report``.
 
-from pipeline.report.bertscore_suite import bertscore_sections
-from pipeline.report.html import Section, write_report
-
-__all__ = ["Section", "bertscore_sections", "write_report"]
+Reads the published aggregate set (``model_comparison.csv``, ``tables/``, ``analysis.md``),
+the cells' manifests and one cell's run folder with its test records; writes
+``report/index.html``, ``report/plotly.min.js`` and ``report/report.json``. Reusable
+sections live in ``html.py`` (``Section``, ``write_report``) and ``bertscore_suite.py``.
+"""

@@ -17,7 +17,7 @@ from pipeline.core.io import read_json, read_records
 from pipeline.core.paths import OutputPaths, run_file
 from pipeline.report import sweep_charts as sc
 from pipeline.report.bertscore_suite import bertscore_sections
-from pipeline.report.errors_table import error_section
+from pipeline.report.errors_table import error_section, unparsable_section
 from pipeline.report.html import Section, export_images, write_report
 from pipeline.report.slices import resolve, slice_section
 from pipeline.report.style import fmt
@@ -143,7 +143,8 @@ def cell_sections(cfg: DictConfig, paths: OutputPaths, model: str,
                                                                         "predictions"))])
     sections.append(error_section(scores, predictions, examples, rep.error_metric,
                                   int(rep.n_errors), label))
-    return sections
+    unparsed = unparsable_section(predictions, int(rep.n_errors), label)
+    return sections + ([unparsed] if unparsed is not None else [])
 
 
 def _slice_sections(rep: DictConfig, scores: pd.DataFrame, examples: pd.DataFrame,

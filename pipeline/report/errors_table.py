@@ -1,4 +1,5 @@
-"""Error analysis: the lowest-scoring examples of one cell, prediction beside reference."""
+"""Error analysis: the lowest-scoring examples of one cell, prediction beside reference, and
+the outputs of a language model that could not be parsed (from ``raw`` in the predictions)."""
 
 from __future__ import annotations
 
@@ -53,3 +54,36 @@ def error_section(scores: pd.DataFrame, predictions: pd.DataFrame,
                f"against a mean of {float(scores[metric].mean()):.4f}. " + _lengths(table))
     return Section(f"Error analysis: {label}", reading,
                    [table_html(table, text_columns=tuple(text_cols))])
+
+
+# parsed field -> the value a generator gives an output it could not parse
+UNPARSED = {"tags": [], "type": ""}
+
+
+def unparsable_outputs(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Rows ``id, task, raw output`` where a generator kept raw text (``raw``: task -> text)
+    but the parsed tag list or type came out empty."""
+    rows = []
+    if "raw" not in predictions.columns:
+        return pd.DataFrame(rows, columns=["id", "task", "raw output"])
+    for rec in predictions.to_dict("records"):
+        raw = rec.get("raw") if isinstance(rec.get("raw"), dict) else {}
+        for task, text in raw.items():
+            fld = {"tag": "tags", "type": "type"}.get(task)
+            if fld is not None and str(text).strip() and rec.get(fld) in (UNPARSED[fld], None):
+                rows.append({"id": rec["id"], "task": task, "raw output": str(text)})
+    return pd.DataFrame(rows, columns=["id", "task", "raw output"])
+
+
+def unparsable_section(predictions: pd.DataFrame, n: int, label: str) -> Section | None:
+    """The first ``n`` unparsable outputs of the cell, or None when every output parsed
+    (or the generator keeps no raw text, as the demo learners and predictions files)."""
+    bad = unparsable_outputs(predictions)
+    if bad.empty:
+        return None
+    counts = ", ".join(f"{task} {k}" for task, k in bad["task"].value_counts().sort_index().items())
+    reading = (f"{len(bad)} outputs of {label} could not be parsed ({counts} of "
+               f"{len(predictions)} examples) and score as wrong; the first {min(n, len(bad))} "
+               "are shown as the model wrote them.")
+    return Section(f"Unparsable outputs: {label}", reading,
+                   [table_html(bad.head(n), text_columns=("raw output",))])
