@@ -67,10 +67,10 @@ def score_hashes(cfg: DictConfig) -> dict[str, str]:
             for task, task_cfg in data["tasks"].items() for metric in task_cfg["metrics"]}
 
 
-def package_versions() -> dict[str, str | None]:
-    """Installed versions of the packages that shape the results."""
+def package_versions(names: tuple[str, ...] | None = None) -> dict[str, str | None]:
+    """Installed versions of ``names`` (default: ``PACKAGES``, those that shape the results)."""
     out: dict[str, str | None] = {}
-    for name in PACKAGES:
+    for name in PACKAGES if names is None else names:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -22,7 +22,6 @@ import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from pipeline.core.errors import ConfigError
 from pipeline.core.io import read_json, write_json
+from pipeline.core.provenance import package_versions
 from pipeline.core.tasks import get_task
 from pipeline.data.dataset import Dataset, as_reference_list
 from pipeline.finetune.prompts import Prompt, PromptSet, load_templates
@@ -120,16 +120,6 @@ def _encode(tok: Any, prompt: Prompt, answer: str, chat: bool, chat_kwargs: dict
     return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels}
 
 
-def _versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for name in VERSIONED:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
 def _train(opts: LoraOptions, base: Weights, tok: Any, features: list[dict], out: Path,
            info: dict[str, Any]) -> dict[str, Any]:
     """Train, save the adapter to ``out`` atomically (temporary folder, then rename)."""
@@ -177,7 +167,7 @@ def _train(opts: LoraOptions, base: Weights, tok: Any, features: list[dict], out
              "seconds": round(time.perf_counter() - start, 3), "resumed_from": resume,
              "trainable_parameters": int(model.get_nb_trainable_parameters()[0]),
              "dtype": "bf16" if bf16 else "fp32", "device": "cuda" if cuda else "cpu",
-             "versions": _versions()}
+             "versions": package_versions(VERSIONED)}
     tmp = out.parent / f".{out.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
