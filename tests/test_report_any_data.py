@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from pipeline.aggregate.analysis import render_analysis, untested_note
-from pipeline.aggregate.provenance import cell_provenance, summarize
+from pipeline.aggregate.manifest_summary import cell_provenance, summarize
 from pipeline.aggregate.stage import aggregate
 from pipeline.core.io import write_json, write_jsonl, write_parquet
 from pipeline.core.paths import OutputPaths, run_file

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from pipeline.aggregate.provenance import provenance_lines
+from pipeline.aggregate.manifest_summary import provenance_lines
 from pipeline.aggregate.ranking import OVERALL, cell_label, order_best
 from pipeline.core.io import atomic_write_text, to_markdown
 
@@ -549,7 +549,7 @@ def render_analysis(ranked: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
     ``significance`` is :func:`pipeline.aggregate.ranking.adjacent_significance`;
     ``n_examples`` the per-cell test-set sizes; a significant difference smaller than
     ``min_effect`` is called negligible; ``provenance`` is
-    :func:`pipeline.aggregate.provenance.read_provenance` (None: no provenance section).
+    :func:`pipeline.aggregate.manifest_summary.read_provenance` (None: no provenance section).
     """
     pairwise = tables.get("pairwise_pvalues") if _has_tests(ranked) else None
     sections = [

@@ -18,8 +18,8 @@ import pandas as pd
 from pipeline.aggregate import tables as tb
 from pipeline.aggregate.analysis import untested_note, write_analysis_md
 from pipeline.aggregate.examples import Examples
+from pipeline.aggregate.manifest_summary import read_provenance
 from pipeline.aggregate.outputs import SET_DIR, link_set, remove_strays, write_stamp
-from pipeline.aggregate.provenance import read_provenance
 from pipeline.aggregate.ranking import (
     PerExample,
     adjacent_significance,

@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig
 
+from pipeline.aggregate.manifest_summary import provenance_lines, read_provenance
 from pipeline.aggregate.outputs import published
-from pipeline.aggregate.provenance import provenance_lines, read_provenance
 from pipeline.aggregate.ranking import OVERALL, cell_label, example_overall, metric_columns
 from pipeline.core.errors import ConfigError, InputError
 from pipeline.core.io import read_json, read_records

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig
 
-from pipeline.aggregate.provenance import cell_provenance
+from pipeline.aggregate.manifest_summary import cell_provenance
 from pipeline.core.errors import ConfigError, InputError
 from pipeline.core.io import read_json, write_json, write_jsonl, write_parquet
 from pipeline.core.paths import OutputPaths
