@@ -18,17 +18,24 @@ OUT="${MUTATION_DIR:-/tmp/mutation}"
 TIMEOUT="${MUTATION_TIMEOUT:-1800}"
 CHILDREN="${MUTATION_CHILDREN:-2}"
 
-# target -> "module to mutate|test files that cover it"
+# target -> "module to mutate|test files that cover it[|mutant-name globs: only these functions]"
 declare -A TARGETS=(
-  [stats]="pipeline/aggregate/stats.py|tests/test_stats.py tests/test_aggregate_scale.py"
-  [ranking]="pipeline/aggregate/ranking.py|tests/test_stats.py tests/test_aggregate_scale.py"
+  [stats]="pipeline/aggregate/stats.py|tests/test_stats.py tests/test_stats_exact.py tests/test_aggregate_scale.py::test_bounded_pvalues_equal_exact_tests_and_holm_over_tested_pairs tests/test_aggregate_scale.py::test_pair_pvalues_match_per_pair_tests_with_missing_examples tests/test_aggregate_scale.py::test_lazy_rank_groups_equal_the_full_matrix_walk tests/test_aggregate_scale.py::test_batched_bootstrap_equals_one_block_at_a_time"
+  [ranking]="pipeline/aggregate/ranking.py|tests/test_ranking.py tests/test_stats.py"
   [rouge]="pipeline/scoring/metrics/rouge.py|tests/test_metrics.py tests/test_metric_variants.py"
   [set_overlap]="pipeline/scoring/metrics/set_overlap.py|tests/test_metrics.py"
   [classification]="pipeline/scoring/metrics/classification.py|tests/test_metrics.py"
   [text_norm]="pipeline/core/text_norm.py|tests/test_metrics.py tests/test_metric_variants.py"
   [provenance]="pipeline/core/provenance.py|tests/test_provenance_hashes.py"
+  [tables]="pipeline/aggregate/tables.py|tests/test_tables.py"
+  [hf]="pipeline/generators/hf.py|tests/test_hf_keys.py tests/test_hf_trust.py|*perplexity* *HFBackend*identity* *HFBackend*nll*"
+  [textgen]="pipeline/generators/textgen.py|tests/test_hf_trust.py tests/test_openai_trust.py"
+  [bertscore]="pipeline/scoring/bertscore/engine.py|tests/test_bertscore.py"
 )
-ORDER=(stats ranking rouge set_overlap classification text_norm provenance)
+ORDER=(stats ranking tables rouge set_overlap classification text_norm provenance hf textgen
+       bertscore)
+# targets whose tests run torch, which is not fork-safe: their mutants fork from a fork server
+FORKSERVER=" hf textgen bertscore "
 
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=("${ORDER[@]}")
@@ -38,8 +45,7 @@ printf "target\tmodule\tdetected\tundetected\tunchecked\tscore\n" > "$summary"
 
 for name in "${targets[@]}"; do
   spec="${TARGETS[$name]:?unknown target $name (known: ${ORDER[*]})}"
-  module="${spec%%|*}"
-  tests="${spec#*|}"
+  IFS='|' read -r module tests globs <<< "$spec"
   work="$OUT/$name"
   rm -rf "$work"
   mkdir -p "$work"
@@ -54,6 +60,7 @@ for name in "${targets[@]}"; do
     echo "    conf"
     echo "    scripts"
     [ -d "$ROOT/data" ] && echo "    data"
+    if [[ $FORKSERVER == *" $name "* ]]; then echo "process_isolation=forkserver"; fi
     echo "pytest_add_cli_args_test_selection="
     for t in $tests; do echo "    $t"; done
     echo "pytest_add_cli_args="
@@ -64,9 +71,15 @@ for name in "${targets[@]}"; do
     echo "    not slow"
   } > "$work/setup.cfg"
   echo "== $name: $module against $tests"
-  (cd "$work" && HF_HUB_OFFLINE=1 PYTHONPATH="$work" timeout "$TIMEOUT" \
-     "$PY" -m mutmut run --max-children "$CHILDREN" > "$work/run.log" 2>&1) || true
+  (cd "$work" && set -f && HF_HUB_OFFLINE=1 PYTHONPATH="$work" timeout "$TIMEOUT" \
+     "$PY" -m mutmut run --max-children "$CHILDREN" $globs > "$work/run.log" 2>&1) || true
   (cd "$work" && "$PY" -m mutmut results --all true > "$work/results.txt" 2>&1) || true
+  if [ -n "$globs" ]; then  # count only the mutants of the selected functions
+    (set -f; while IFS= read -r line; do
+       for g in $globs; do if [[ ${line%%:*} == *$g ]]; then echo "$line"; break; fi; done
+     done < "$work/results.txt" > "$work/results.sel")
+    mv "$work/results.sel" "$work/results.txt"
+  fi
   count() { grep -cE ": ($1)\$" "$work/results.txt" || true; }
   detected=$(count "killed|timeout")
   undetected=$(count "survived|no tests")

@@ -12,6 +12,7 @@ its inputs are unchanged since that set was published it keeps it (``force=true`
 
 from __future__ import annotations
 
+import csv
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -110,9 +111,12 @@ def _unchanged(paths: OutputPaths, inputs: str) -> bool:
 
 
 def _print_top(csv_path: Path, n: int = 10) -> None:
-    import pandas as pd
-
-    ranked = pd.read_csv(csv_path)
-    cols = [c for c in SHOWN if c in ranked.columns]
-    print(f"\nTop {min(n, len(ranked))} of {len(ranked)} cells ({csv_path}):")
-    print(ranked[cols].head(n).to_string(index=False))
+    """Print the first ``n`` rows of ``model_comparison.csv`` (values as written there)."""
+    with open(csv_path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    cols = [c for c in SHOWN if rows and c in rows[0]]
+    table = [cols] + [[row[c] for c in cols] for row in rows[:n]]
+    widths = [max(len(line[i]) for line in table) for i in range(len(cols))]
+    print(f"\nTop {min(n, len(rows))} of {len(rows)} cells ({csv_path}):")
+    for line in table:
+        print("  ".join(v.rjust(w) for v, w in zip(line, widths, strict=True)))

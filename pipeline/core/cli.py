@@ -52,9 +52,11 @@ def hydra_command(label: Callable[[Any], str]) -> Callable:
     """
     import hydra
 
+    from pipeline.core.hydra_compose import compose_jobs_once
     from pipeline.core.schema import register_schema
 
     register_schema()
+    compose_jobs_once()
 
     def deco(fn: Callable[[Any], Any]) -> Callable[[], Any]:
         return hydra.main(version_base="1.3", config_path=str(CONF_DIR),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import io
 import json
 import math
 import os
@@ -168,20 +169,24 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
     saved by Windows editors, or joined with ``cat``) is ignored."""
     path = Path(path)
     with open(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            text = _decode(path, raw, lineno)
-            if not text.strip():
-                continue
-            try:
-                obj = _STRICT_JSON.decode(text)
-            except json.JSONDecodeError as exc:
-                raise InputError(path, f"not valid JSON: {exc.msg}", line=lineno) from None
-            except _DuplicateKeyError as exc:
-                raise InputError(path, _DUPLICATE_KEY, line=lineno, field=exc.key) from None
-            if not isinstance(obj, dict):
-                raise InputError(path, f"expected a JSON object, got {type(obj).__name__}",
-                                 line=lineno)
-            yield lineno, obj
+        yield from _jsonl_rows(path, fh)
+
+
+def _jsonl_rows(path: Path, lines: Iterable[bytes]) -> Iterator[tuple[int, dict]]:
+    for lineno, raw in enumerate(lines, start=1):
+        text = _decode(path, raw, lineno)
+        if not text.strip():
+            continue
+        try:
+            obj = _STRICT_JSON.decode(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(path, f"not valid JSON: {exc.msg}", line=lineno) from None
+        except _DuplicateKeyError as exc:
+            raise InputError(path, _DUPLICATE_KEY, line=lineno, field=exc.key) from None
+        if not isinstance(obj, dict):
+            raise InputError(path, f"expected a JSON object, got {type(obj).__name__}",
+                             line=lineno)
+        yield lineno, obj
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
@@ -280,7 +285,17 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def read_records(path: str | Path) -> list[tuple[int, dict]]:
+def read_input_bytes(path: str | Path) -> bytes:
+    """The bytes of an input file; a missing file or a directory is an InputError."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "file not found")
+    if path.is_dir():
+        raise InputError(path, "is a directory, not a file")
+    return path.read_bytes()
+
+
+def read_records(path: str | Path, data: bytes | None = None) -> list[tuple[int, dict]]:
     """Rows of a JSONL, JSON, CSV or parquet file as ``(line, record)``.
 
     ``line`` is the 1-based line of the file for JSONL and CSV (the header is line 1), the
@@ -288,26 +303,24 @@ def read_records(path: str | Path) -> list[tuple[int, dict]]:
     with ``[`` is read as JSONL) and the 1-based row number for parquet. Missing CSV/parquet
     cells become ``None``; a UTF-8 byte-order mark is ignored; a key repeated in one JSON
     object, a semicolon-separated CSV and a directory are errors; a parquet file's named
-    index (``id`` saved as the index) is read as a column.
+    index (``id`` saved as the index) is read as a column. ``data``: the file's bytes when
+    the caller has read them already (parsed as the content of ``path``).
     """
     path = Path(path)
-    if not path.exists():
-        raise InputError(path, "file not found")
-    if path.is_dir():
-        raise InputError(path, "is a directory, not a file")
+    data = read_input_bytes(path) if data is None else data
     suffix = path.suffix.lower()
-    text = _decode(path, path.read_bytes()) if suffix == ".json" else ""
+    text = _decode(path, data) if suffix == ".json" else ""
     if text.lstrip(" \t\n\r").startswith("["):
         rows = _json_array(path, text)
         first_line = None
     elif suffix in (".jsonl", ".json"):
-        rows = list(iter_jsonl(path))
+        rows = list(_jsonl_rows(path, io.BytesIO(data)))
         first_line = None
     elif suffix == ".csv":
         import pandas as pd
 
         try:
-            df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[],
+            df = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, na_values=[],
                              encoding="utf-8")
         except UnicodeDecodeError as exc:
             raise InputError(path, f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
@@ -321,7 +334,7 @@ def read_records(path: str | Path) -> list[tuple[int, dict]]:
         import pandas as pd
 
         try:
-            df = pd.read_parquet(path)
+            df = pd.read_parquet(io.BytesIO(data))
         except Exception as exc:  # pyarrow raises several types for corrupt files
             raise InputError(path, f"not a readable parquet file: {exc}") from None
         index = [n for n in df.index.names if n is not None]

@@ -8,13 +8,16 @@ string). ``meta`` (optional) holds attributes such as length used for slicing.
 
 from __future__ import annotations
 
+import hashlib
+import pickle
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipeline.core.errors import ConfigError
-from pipeline.core.io import InputError, read_records
+from pipeline.core.io import InputError, read_input_bytes, read_records
 from pipeline.core.tasks import Task, get_task
 
 
@@ -89,9 +92,27 @@ def check_id(path: str | Path, line: int, record: dict, seen: dict[str, int]) ->
     return rid
 
 
+# (path, sha256 of the bytes read, tasks, require_all) -> the validated records, pickled
+_VALIDATED: OrderedDict[tuple, bytes] = OrderedDict()
+_VALIDATED_MAX = 4  # distinct files kept
+
+
 def load_records(path: str | Path, tasks: list[str], require_all: bool = True) -> list[dict]:
-    """Read and validate dataset records (text references stay a string or a list)."""
-    return check_records(path, read_records(path), tasks, require_all)
+    """Read and validate dataset records (text references stay a string or a list).
+
+    The cells of a multirun read the same files: the validated records are kept in this
+    process keyed by the sha256 of the bytes just read, so a file is parsed and validated
+    again whenever its content changes. Each call returns its own copy.
+    """
+    data = read_input_bytes(path)
+    key = (str(path), hashlib.sha256(data).hexdigest(), tuple(tasks), require_all)
+    if key not in _VALIDATED:
+        rows = check_records(path, read_records(path, data), tasks, require_all)
+        _VALIDATED[key] = pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
+        while len(_VALIDATED) > _VALIDATED_MAX:
+            _VALIDATED.popitem(last=False)
+    _VALIDATED.move_to_end(key)
+    return pickle.loads(_VALIDATED[key])
 
 
 def check_records(path: str | Path, rows: Iterable[tuple[int, dict]], tasks: list[str],

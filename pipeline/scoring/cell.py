@@ -19,9 +19,8 @@ import logging
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from omegaconf import DictConfig
 
 from pipeline.core.errors import ConfigError, reporting_storage_errors
@@ -46,9 +45,10 @@ from pipeline.generators.predictions import (
     load_predictions,
     validate_predictions,
 )
-from pipeline.scoring.metrics.bertscore import scorer_for
 from pipeline.scoring.metrics.options import validate_metrics
-from pipeline.scoring.score import PreviousScores, score_cell
+
+if TYPE_CHECKING:  # scoring (pandas, the encoder) is imported once a cell is computed, so
+    from pipeline.scoring.score import PreviousScores  # skipping finished cells stays fast
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,10 @@ def _previous(run_dir: Path, old: dict[str, Any] | None, cfg: DictConfig, datase
     if (cfg.force or old is None or old.get("generation_hash") != generation_hash(cfg)
             or old.get("inputs") != inputs):
         return None
+    import pandas as pd
+
+    from pipeline.scoring.score import PreviousScores
+
     try:
         ids = [r["id"] for r in test]
         preds = load_predictions(run_file(run_dir, "predictions"), dataset.tasks, ids, ids)
@@ -124,6 +128,8 @@ def _encoder(cfg: DictConfig) -> dict[str, Any] | None:
     uses = any("bertscore" in t.metrics for t in cfg.tasks.values())
     if not uses:
         return None
+    from pipeline.scoring.metrics.bertscore import scorer_for
+
     options = dict(cfg.metrics.get("bertscore", {}))
     return scorer_for(options, cfg.cache_dir).describe()
 
@@ -165,6 +171,8 @@ def run_cell(cfg: DictConfig) -> Path:
                  "recomputes", label, chash)
         return run_dir
     log.info("%s: computing (%s)", label, why)
+    from pipeline.scoring.score import score_cell
+
     reuse = _previous(run_dir, old, cfg, dataset, test, inputs)
     if reuse:
         log.info("%s: predictions unchanged, reusing them", label)
