@@ -94,11 +94,19 @@ def test_select_pairs_bounded_hand_worked() -> None:
 
 
 def test_select_pairs_adds_each_models_smallest_vs_largest_size() -> None:
-    # ranking: x@1, y@1, z@1, y@2, x@2 (positions 0..4); 7 pairs allowed
+    # ranking: x@1, y@1, z@1, y@2, x@2 (positions 0..4); the leader's 4 pairs and 3 more
+    # neighbours ((0, 1) is already in) fill 7, so an 8th slot goes to y: 1 vs 2
     cells = pd.DataFrame({"model": list("xyzyx"), "train_size": [1, 1, 1, 2, 2]})
-    pairs = set(zip(*select_pairs(cells, 7)[:2], strict=True))
-    assert {(0, 4), (1, 3)} <= pairs  # x: 1 vs 2, y: 1 vs 2
-    assert len(pairs) == 7
+    pairs = set(zip(*select_pairs(cells, 8)[:2], strict=True))
+    assert pairs == {(0, 1), (0, 2), (0, 3), (0, 4), (1, 2), (2, 3), (3, 4), (1, 3)}
+
+
+def test_select_pairs_spends_no_slot_on_a_pair_already_chosen() -> None:
+    # 4 cells, 5 of 6 pairs allowed: leader (3) + neighbours (1, 2) and (2, 3); (0, 1) is
+    # both a leader and a neighbour pair and counts once
+    cells = pd.DataFrame({"model": list("abcd"), "train_size": [1, 1, 1, 1]})
+    pairs = set(zip(*select_pairs(cells, 5)[:2], strict=True))
+    assert pairs == {(0, 1), (0, 2), (0, 3), (1, 2), (2, 3)}
 
 
 def test_bounded_pvalues_equal_exact_tests_and_holm_over_tested_pairs() -> None:

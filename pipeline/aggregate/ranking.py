@@ -72,7 +72,7 @@ def order_best(frame: pd.DataFrame, col: str, higher: bool = True,
     """Rows best first by ``col`` (ties by model, then train_size); rows without a value are
     dropped, or kept last when ``keep_missing``."""
     key = -frame[col].astype(float) if higher else frame[col].astype(float)
-    out = frame.assign(_key=key).sort_values(["_key", "model", "train_size"], kind="stable",
+    out = frame.assign(_key=key).sort_values(["_key", "model", "train_size"],
                                              na_position="last").drop(columns="_key")
     return out if keep_missing else out[out[col].notna()]
 
@@ -116,9 +116,8 @@ def sweep_examples(per_example: PerExample, higher_is_better: Mapping[str, bool]
 
 
 def _is_binary(x: np.ndarray) -> bool:
-    """True when every non-NaN value is 0 or 1 (and there is at least one)."""
-    v = x[~np.isnan(x)]
-    return v.size > 0 and bool(np.isin(v, (0.0, 1.0)).all())
+    """True when every non-NaN value is 0 or 1."""
+    return bool(np.isin(x[~np.isnan(x)], (0.0, 1.0)).all())
 
 
 def adjacent_tests(x: np.ndarray, n_perm: int, seed: int) -> tuple[list[str], np.ndarray]:
@@ -228,13 +227,15 @@ def select_pairs(ordered: pd.DataFrame,
     chosen: dict[tuple[int, int], None] = {}  # an insertion-ordered set
 
     def add(pairs: list[tuple[int, int]]) -> None:
-        for pair in pairs[: max(max_pairs - len(chosen), 0)]:
+        for pair in pairs:  # a pair already chosen takes no slot
+            if len(chosen) >= max_pairs:
+                return
             chosen.setdefault(pair)
 
     add([(0, j) for j in range(1, k)])
     add([(j, j + 1) for j in range(k - 1)])
-    pos = ordered.reset_index(drop=True).assign(_pos=np.arange(k)).sort_values(
-        ["model", "train_size"], kind="stable").groupby("model", sort=False)["_pos"]
+    pos = ordered.assign(_pos=np.arange(k)).sort_values(["model", "train_size"]).groupby(
+        "model", sort=False)["_pos"]
     add([(min(a, b), max(a, b)) for a, b in zip(pos.first(), pos.last(), strict=True)
          if a != b])
     top = 1
