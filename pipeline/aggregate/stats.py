@@ -7,6 +7,7 @@ NaN marks a missing per-example value and is ignored (pairwise for paired tests)
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from itertools import chain
 
 import numpy as np
 from scipy import stats as sps
@@ -44,7 +45,7 @@ def bootstrap_means(values: np.ndarray, n_boot: int = 1000, seed: int = 0) -> np
     for rows in _row_chunks(n_boot, n):
         idx = rng.integers(0, n, size=(rows, n)) + (np.arange(rows) * n)[:, None]
         counts = np.bincount(idx.ravel(), minlength=rows * n).reshape(rows, n).astype(float)
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore"):  # 0/0 where a resample drew no value
             out.append((counts @ filled) / (counts @ present))
     return np.vstack(out)
 
@@ -56,14 +57,13 @@ def bootstrap_ci(values: np.ndarray, n_boot: int = 1000, alpha: float = 0.05,
     1-D ``values`` give ``(low, high)`` floats; an ``(n, k)`` array gives two length-k arrays
     (one interval per column). Columns without any value give NaN.
     """
-    arr = np.asarray(values, dtype=float)
-    x = _as_2d(arr)
+    x = _as_2d(values)
     empty = ~(~np.isnan(x)).any(axis=0)
     means = bootstrap_means(x, n_boot, seed)
     means[:, empty] = 0.0  # silence all-NaN warnings; overwritten below
     low, high = np.nanquantile(means, [alpha / 2, 1 - alpha / 2], axis=0)
     low[empty], high[empty] = np.nan, np.nan
-    if arr.ndim == 1:
+    if np.ndim(values) == 1:
         return float(low[0]), float(high[0])
     return low, high
 
@@ -73,25 +73,20 @@ def bootstrap_ci_blocks(blocks: Sequence[np.ndarray], n_boot: int = 1000, alpha:
     """:func:`bootstrap_ci` of each ``(n_i, c_i)`` block, batched: blocks with the same number
     of rows are stacked side by side (up to a fixed number of columns per batch), so they share
     one set of seeded resamples, exactly as each would draw alone."""
-    out: list[tuple[np.ndarray, np.ndarray]] = [(np.array([]), np.array([]))] * len(blocks)
-    by_rows: dict[int, list[int]] = {}
-    for i, block in enumerate(blocks):
-        by_rows.setdefault(len(block), []).append(i)
+    by_rows: dict[int, list[list[int]]] = {}
     width = max(1, _CHUNK_ELEMENTS // max(n_boot, 1) // 8)  # columns of means per batch
-    for members in by_rows.values():
-        batch: list[int] = []
-        for i in [*members, None]:
-            if i is not None and sum(blocks[b].shape[1] for b in batch) < width:
-                batch.append(i)
-                continue
-            if batch:
-                low, high = bootstrap_ci(np.hstack([blocks[b] for b in batch]), n_boot, alpha,
-                                         seed)
-                edges = np.cumsum([0] + [blocks[b].shape[1] for b in batch])
-                for b, lo, hi in zip(batch, edges[:-1], edges[1:], strict=True):
-                    out[b] = (low[lo:hi], high[lo:hi])
-            batch = [] if i is None else [i]
-    return out
+    for i, block in enumerate(blocks):
+        batches = by_rows.setdefault(len(block), [[]])
+        if sum(blocks[b].shape[1] for b in batches[-1]) >= width:
+            batches.append([])
+        batches[-1].append(i)
+    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for batch in chain.from_iterable(by_rows.values()):
+        low, high = bootstrap_ci(np.hstack([blocks[b] for b in batch]), n_boot, alpha, seed)
+        edges = np.cumsum([0] + [blocks[b].shape[1] for b in batch])
+        for b, lo, hi in zip(batch, edges[:-1], edges[1:], strict=True):
+            out[b] = (low[lo:hi], high[lo:hi])
+    return [out[i] for i in range(len(blocks))]
 
 
 def _sign_blocks(n: int, n_perm: int, seed: int) -> tuple[Iterator[np.ndarray], bool]:
@@ -141,13 +136,12 @@ def paired_permutation_test(a: np.ndarray, b: np.ndarray, n_perm: int = 1000,
     sign patterns are enumerated (exact p); otherwise
     ``p = (1 + #{|perm mean| >= |observed mean|}) / (n_perm + 1)``.
     """
-    a_arr = np.asarray(a, dtype=float)
-    a2, b2 = _as_2d(a_arr), _as_2d(b)
+    a2, b2 = _as_2d(a), _as_2d(b)
     ok = ~(np.isnan(a2) | np.isnan(b2))
     k = a2.shape[1]
     values = np.hstack([np.where(ok, a2, 0.0), np.where(ok, b2, 0.0)])
     p = _sign_flip_p(values, np.arange(k), k + np.arange(k), ok.sum(axis=0), n_perm, seed)
-    return float(p[0]) if a_arr.ndim == 1 else p
+    return float(p[0]) if np.ndim(a) == 1 else p
 
 
 def mcnemar_test(a_correct: np.ndarray, b_correct: np.ndarray) -> tuple[float, float]:
@@ -163,9 +157,7 @@ def mcnemar_test(a_correct: np.ndarray, b_correct: np.ndarray) -> tuple[float, f
     a, b = a[ok] > 0.5, b[ok] > 0.5
     n01, n10 = int(np.sum(a & ~b)), int(np.sum(~a & b))
     n = n01 + n10
-    if n == 0:
-        return 0.0, 1.0
-    if n < MCNEMAR_EXACT_BELOW:
+    if n < MCNEMAR_EXACT_BELOW:  # n = 0 gives (0, 1): BinomCDF(0; 0, 0.5) = 1
         stat = min(n01, n10)
         return float(stat), float(min(1.0, 2 * sps.binom.cdf(stat, n, 0.5)))
     stat = (abs(n01 - n10) - 1) ** 2 / n
@@ -177,7 +169,7 @@ def holm_adjust(p_values: np.ndarray) -> np.ndarray:
     p = np.asarray(p_values, dtype=float)
     out = np.full(p.shape, np.nan)
     valid = np.flatnonzero(~np.isnan(p))
-    order = valid[np.argsort(p[valid], kind="stable")]
+    order = valid[np.argsort(p[valid])]  # tied p-values get equal adjusted values
     m = len(order)
     adjusted = np.maximum.accumulate((m - np.arange(m)) * p[order])
     out[order] = np.minimum(adjusted, 1.0)

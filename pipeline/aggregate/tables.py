@@ -38,8 +38,7 @@ def _has_values(frame: pd.DataFrame, col: str) -> bool:
 
 def _largest_size_rows(ranked: pd.DataFrame) -> pd.DataFrame:
     """One row per model: the cell at the model's largest train size."""
-    rows = ranked.sort_values(["model", "train_size"], kind="stable")
-    return rows.groupby("model", sort=True).tail(1)
+    return ranked.sort_values(["model", "train_size"]).groupby("model").tail(1)
 
 
 def pareto_front(score: np.ndarray, params: np.ndarray) -> np.ndarray:
@@ -59,9 +58,7 @@ def efficiency(ranked: pd.DataFrame) -> pd.DataFrame:
     """Per model, at its largest train size: score, params, score per billion, Pareto flag."""
     rows = _largest_size_rows(ranked)
     out = rows[["model", "family", "params_b", "train_size", OVERALL]].copy()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        per_b = out[OVERALL] / out["params_b"].where(out["params_b"] > 0)
-    out["score_per_billion"] = per_b
+    out["score_per_billion"] = out[OVERALL] / out["params_b"].where(out["params_b"] > 0)
     out["pareto"] = pareto_front(out[OVERALL].to_numpy(), out["params_b"].to_numpy())
     return order_best(out, OVERALL, keep_missing=True).reset_index(drop=True)
 
@@ -73,19 +70,18 @@ def scaling(ranked: pd.DataFrame) -> pd.DataFrame:
     ``delta_pct`` = 100 * delta / previous score. The first size of a model has NaN.
     """
     out = ranked[["family", "model", "params_b", "train_size", OVERALL]].sort_values(
-        ["family", "params_b", "model", "train_size"], kind="stable", na_position="last")
-    prev = out.groupby("model", sort=False)[OVERALL].shift(1)
+        ["family", "params_b", "model", "train_size"])  # missing params_b last
+    prev = out.groupby("model")[OVERALL].shift(1)
     out = out.assign(delta=out[OVERALL] - prev)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out["delta_pct"] = 100 * out["delta"] / prev.where(prev != 0)
+    out["delta_pct"] = 100 * out["delta"] / prev.where(prev != 0)
     return out.reset_index(drop=True)
 
 
 def train_size_summary(ranked: pd.DataFrame) -> pd.DataFrame:
     """Per train size: number of cells, mean/min/max overall score, best and worst model."""
     rows = []
-    for size, grp in ranked.groupby("train_size", sort=True):
-        best = order_best(grp, OVERALL, True)
+    for size, grp in ranked.groupby("train_size"):
+        best = order_best(grp, OVERALL)
         rows.append({
             "train_size": size, "n_cells": len(grp), "mean_score": grp[OVERALL].mean(),
             "best_model": best["model"].iloc[0] if len(best) else "",
@@ -118,17 +114,16 @@ def family_comparison(ranked: pd.DataFrame,
         return pd.DataFrame(columns=["metric", "higher_is_better", "best_family"])
     top = ranked[ranked["train_size"] == ranked["train_size"].max()]
     metrics = _report_metrics(ranked, higher_is_better)
-    means = top.groupby("family", sort=True)[metrics].mean().T
+    means = top.groupby("family")[metrics].mean().T  # one column per family, sorted
     rows = []
     for metric, vals in means.iterrows():
         higher = _direction(metric, higher_is_better)
         valid = vals.dropna().sort_index()
-        top = (valid.max() if higher else valid.min()) if len(valid) else np.nan
+        top = valid.max() if higher else valid.min()  # NaN when no family has a value
         best = ", ".join(str(f) for f in valid.index[np.isclose(valid, top, rtol=0, atol=1e-12)])
         rows.append({"metric": metric, "higher_is_better": higher, **vals.to_dict(),
                      "best_family": best})
-    return pd.DataFrame(rows, columns=["metric", "higher_is_better", *means.columns,
-                                       "best_family"])
+    return pd.DataFrame(rows)
 
 
 def task_leaders(ranked: pd.DataFrame, higher_is_better: Mapping[str, bool]) -> pd.DataFrame:
@@ -204,14 +199,14 @@ def recommendations(ranked: pd.DataFrame, margin: float = 0.01,
     lowest perplexity (when present); each with a reason computed from the data (``alpha`` is
     the level of the CIs in ``ranked``, used for wording)."""
     cols = ["choice", "model", "train_size", "criterion", "value", "reason"]
-    scored = order_best(ranked, OVERALL, True)
+    scored = order_best(ranked, OVERALL)
     if scored.empty:
         return pd.DataFrame(columns=cols)
     rows = []
     best = scored.iloc[0]
     n_top = int((ranked["rank_group"] == 1).sum()) if "rank_group" in ranked else 0
     ci = ""
-    if pd.notna(best.get("overall_score_ci_low", np.nan)):
+    if pd.notna(best.get("overall_score_ci_low")):
         ci = (f" ({100 * (1 - alpha):g}% CI {best['overall_score_ci_low']:.4f}-"
               f"{best['overall_score_ci_high']:.4f})")
     group = (f"; {n_top} of {len(ranked)} cells are in rank group 1 (not significantly worse)"
@@ -221,7 +216,7 @@ def recommendations(ranked: pd.DataFrame, margin: float = 0.01,
 
     eff = efficiency(ranked).dropna(subset=["score_per_billion"])
     if not eff.empty:
-        top = order_best(eff, "score_per_billion", True).iloc[0]
+        top = order_best(eff, "score_per_billion").iloc[0]
         rows.append(["best_score_per_billion", top["model"], top["train_size"],
                      "score_per_billion", top["score_per_billion"],
                      f"Overall score {top[OVERALL]:.4f} with {_fmt_params(top['params_b'])} "
@@ -232,7 +227,7 @@ def recommendations(ranked: pd.DataFrame, margin: float = 0.01,
     near = scored[(scored[OVERALL] >= best[OVERALL] - margin - 1e-12) & scored["params_b"].notna()]
     if not near.empty:
         small = near.assign(_neg=-near[OVERALL]).sort_values(
-            ["params_b", "_neg", "model", "train_size"], kind="stable").iloc[0]
+            ["params_b", "_neg", "model", "train_size"]).iloc[0]
         if small["model"] == best["model"] and small["train_size"] == best["train_size"]:
             reason = (f"No smaller model scores within {margin:g} of the best; the best cell "
                       f"({_fmt_params(small['params_b'])}) is itself the smallest such choice.")
@@ -278,20 +273,21 @@ def human_correlations(per_example: PerExample, cells: pd.DataFrame, human: pd.D
             continue
         frame = frame.assign(model=model, train_size=size, id=frame["id"].astype(str))
         overall = example_overall(frame, weights or {})
-        if overall is not None and OVERALL not in frame.columns:
+        if overall is not None:  # an existing overall_score column is kept as it is
             frame[OVERALL] = overall
         frames.append(frame)
     if not frames or not aspects:
         return pd.DataFrame(columns=HUMAN_COLUMNS)
     keys = ["model", "train_size", "id"]
-    scores = pd.concat(frames, ignore_index=True)
-    joined = scores.merge(human.assign(id=human["id"].astype(str)), on=keys, how="inner")
+    scores = pd.concat(frames)
+    joined = scores.merge(human.assign(id=human["id"].astype(str)), on=keys)
     metrics = [c for c in scores.columns if c not in keys and c not in aspects
                and pd.api.types.is_numeric_dtype(scores[c])]
     system = joined.assign(_sys=joined["model"] + "@" + joined["train_size"].astype(str))
-    means = system.groupby("_sys", sort=True)[metrics + aspects].mean()
-    wide = {c: system.pivot_table(index="id", columns="_sys", values=c, aggfunc="mean",
-                                  dropna=False).reindex(columns=means.index).to_numpy(dtype=float)
+    means = system.groupby("_sys")[metrics + aspects].mean()
+    # dropna=False: every system gets a column, all-NaN ones too, so the matrices align
+    wide = {c: system.pivot_table(index="id", columns="_sys", values=c,
+                                  dropna=False).to_numpy(dtype=float)
             for c in metrics + aspects}
     rows = []
     for metric in metrics:

@@ -1,0 +1,354 @@
+"""Whole tables of pipeline.aggregate.tables against literal expected frames (worked out by hand,
+correlations and tests from scipy), including the edge cases: ties, missing values, zero or
+unknown sizes, empty inputs, exact margins, the wording of recommendations."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from pipeline.aggregate import tables as tb
+
+NAN = np.nan
+HIB = {"task_acc": True, "task_err": False, "perplexity": False}
+RANKED = ["model", "family", "params_b", "train_size", "overall_score"]
+
+
+def _frame(rows: list[tuple], columns: list[str] = RANKED, **extra: list) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=columns).assign(**extra)
+
+
+def _expect(got: pd.DataFrame, rows: list[list], columns: list[str]) -> None:
+    want = pd.DataFrame(rows, columns=columns)
+    pd.testing.assert_frame_equal(got, want, check_dtype=False, rtol=1e-12)
+
+
+# --- efficiency, Pareto front, scaling, sizes -------------------------------------------------
+
+def test_efficiency_zero_and_unknown_sizes_ties_and_missing_scores() -> None:
+    ranked = _frame([("b", "Y", 2.0, 20, 0.50), ("b", "Y", 2.0, 10, 0.30),
+                     ("a", "X", 0.0, 20, 0.40), ("c", "X", NAN, 20, 0.60),
+                     ("d", "X", 4.0, 20, 0.50), ("e", "Y", 1.0, 20, NAN)])
+    # d ties b's score with more parameters: dominated; a (0 B) has no score per billion but
+    # nothing as good is as small; c (unknown size) and e (no score) are never on the front.
+    _expect(tb.efficiency(ranked), [
+        ["c", "X", NAN, 20, 0.60, NAN, False],
+        ["b", "Y", 2.0, 20, 0.50, 0.25, True],
+        ["d", "X", 4.0, 20, 0.50, 0.125, False],
+        ["a", "X", 0.0, 20, 0.40, NAN, True],
+        ["e", "Y", 1.0, 20, NAN, NAN, False],
+    ], [*RANKED, "score_per_billion", "pareto"])
+
+
+def test_pareto_front_of_plain_lists_with_none() -> None:
+    assert list(tb.pareto_front([0.5, None, 0.4, 0.5], [1.0, 2.0, None, 3.0])) == [
+        True, False, False, False]
+
+
+def test_scaling_order_deltas_and_a_zero_previous_score() -> None:
+    ranked = _frame([("b", "Y", 2.0, 20, 0.5), ("b", "Y", 2.0, 10, 0.0),
+                     ("c", "X", NAN, 20, 0.6), ("c", "X", NAN, 10, 0.3),
+                     ("a", "X", 1.0, 10, 0.4), ("a", "X", 1.0, 20, 0.5)])
+    _expect(tb.scaling(ranked), [
+        ["X", "a", 1.0, 10, 0.4, NAN, NAN],
+        ["X", "a", 1.0, 20, 0.5, 0.1, 25.0],
+        ["X", "c", NAN, 10, 0.3, NAN, NAN],  # unknown size: after the known ones
+        ["X", "c", NAN, 20, 0.6, 0.3, 100.0],
+        ["Y", "b", 2.0, 10, 0.0, NAN, NAN],
+        ["Y", "b", 2.0, 20, 0.5, 0.5, NAN],  # no percentage of a zero score
+    ], ["family", "model", "params_b", "train_size", "overall_score", "delta", "delta_pct"])
+
+
+TS_COLUMNS = ["train_size", "n_cells", "mean_score", "best_model", "max_score", "worst_model",
+              "min_score"]
+
+
+def test_train_size_summary_sorted_by_size_with_an_unscored_size() -> None:
+    ranked = _frame([("b", "Y", 1.0, 20, 0.5), ("a", "X", 1.0, 20, 0.7),
+                     ("c", "X", 1.0, 10, 0.2), ("d", "X", 1.0, 30, NAN)])
+    _expect(tb.train_size_summary(ranked), [
+        [10, 1, 0.2, "c", 0.2, "c", 0.2],
+        [20, 2, 0.6, "a", 0.7, "b", 0.5],
+        [30, 1, NAN, "", NAN, "", NAN],
+    ], TS_COLUMNS)
+    assert list(tb.train_size_summary(ranked.iloc[:0]).columns) == TS_COLUMNS
+
+
+# --- families and leaders ---------------------------------------------------------------------
+
+def test_family_comparison_sorted_families_tolerances_and_missing_values() -> None:
+    cols = [*RANKED, "task_acc", "task_err", "perplexity"]
+    ranked = _frame([("y1", "Y", 1.0, 20, 0.4, 0.1, 0.3, NAN),
+                     ("x1", "X", 1.0, 20, 0.5 + 1e-9, 0.15, NAN, NAN),
+                     ("y2", "Y", 1.0, 20, 0.6, 0.2, NAN, NAN),
+                     ("x1", "X", 1.0, 10, 0.9, 0.9, 0.0, NAN)], cols)  # smaller size: ignored
+    # X beats Y by 1e-9 overall (a real difference); on task_acc Y's mean (0.1 + 0.2) / 2 is
+    # 0.15 up to float round-off (a tie); no family has perplexity, so it has no row.
+    _expect(tb.family_comparison(ranked, HIB), [
+        ["overall_score", True, 0.5 + 1e-9, 0.5, "X"],
+        ["task_acc", True, 0.15, 0.15, "X, Y"],
+        ["task_err", False, NAN, 0.3, "Y"],
+    ], ["metric", "higher_is_better", "X", "Y", "best_family"])
+    assert list(tb.family_comparison(ranked.iloc[:0], HIB).columns) == [
+        "metric", "higher_is_better", "best_family"]
+
+
+LEADER_COLUMNS = ["metric", "higher_is_better", "n_cells", "best_model", "best_train_size",
+                  "best_value", "worst_model", "worst_train_size", "worst_value", "spread"]
+
+
+def test_task_leaders_skip_a_metric_without_values_and_keep_the_rest() -> None:
+    cols = [*RANKED, "task_acc", "task_err", "perplexity"]
+    ranked = _frame([("a", "F", 1.0, 10, 0.5, NAN, 0.2, 3.0),
+                     ("b", "F", 1.0, 20, 0.7, NAN, 0.4, 2.0),
+                     ("c", "F", 1.0, 10, 0.7, NAN, 0.1, NAN)], cols)
+    _expect(tb.task_leaders(ranked, HIB), [
+        ["overall_score", True, 3, "b", 20, 0.7, "a", 10, 0.5, 0.2],  # b, c tie: by model
+        ["task_err", False, 3, "c", 10, 0.1, "b", 20, 0.4, 0.3],
+        ["perplexity", False, 2, "b", 20, 2.0, "a", 10, 3.0, 1.0],
+    ], LEADER_COLUMNS)
+    assert list(tb.task_leaders(ranked.iloc[:0], HIB).columns) == LEADER_COLUMNS
+
+
+# --- correlations -----------------------------------------------------------------------------
+
+def test_factor_correlations_with_p_values_at_exactly_three_points() -> None:
+    score = [0.2, 0.5, 0.4]
+    ranked = _frame([("a", "F", 0.0, 10, score[0]), ("b", "F", 0.0, 20, score[1]),
+                     ("c", "F", 0.0, 30, score[2])], perplexity=[NAN, 1.0, 2.0])
+    pr, sr = sps.pearsonr([10, 20, 30], score), sps.spearmanr([10, 20, 30], score)
+    _expect(tb.factor_correlations(ranked), [
+        ["train_size", 3, pr.statistic, pr.pvalue, sr.statistic, sr.pvalue, ""],
+        ["params_b", 3, NAN, NAN, NAN, NAN, "constant values"],  # constant 0 < every score
+        ["perplexity", 2, NAN, NAN, NAN, NAN, "n = 2 < 3"],
+    ], ["factor", "n", "pearson", "pearson_p", "spearman", "spearman_p", "note"])
+
+
+def test_correlate_undefined_cases_keep_every_key() -> None:
+    nan_keys = {"pearson": NAN, "pearson_p": NAN, "spearman": NAN, "spearman_p": NAN}
+    got = tb.correlate(pd.Series([1.0, 2.0, NAN]), pd.Series([3.0, NAN, 4.0]))
+    assert got.keys() == {"n", *nan_keys, "note"}
+    assert (got["n"], got["note"]) == (1, "n = 1 < 3")
+    assert all(np.isnan(got[k]) for k in nan_keys)
+
+
+def test_correlations_of_nullable_pandas_columns() -> None:
+    x = pd.Series([10, 20, 30, 40], dtype="Int64")
+    y = pd.Series([0.2, 0.5, pd.NA, 0.4], dtype="Float64")
+    pr = sps.pearsonr([10, 20, 40], [0.2, 0.5, 0.4])
+    got = tb.correlate(x, y)
+    assert got["n"] == 3 and got["note"] == ""
+    assert (got["pearson"], got["pearson_p"]) == pytest.approx((pr.statistic, pr.pvalue))
+
+
+def test_correlation_tables_without_pairs_keep_their_header() -> None:
+    ranked = _frame([("a", "F", 1.0, 10, 0.5)], m_a=[1.0])
+    assert list(tb.factor_correlations(ranked[["model", "overall_score"]]).columns) == [
+        "factor", "n", "pearson", "pearson_p", "spearman", "spearman_p", "note"]
+    assert list(tb.metric_correlations(ranked, {"m_a": True}).columns) == [
+        "metric_a", "metric_b", "pearson", "spearman", "n", "note"]
+
+
+def test_metric_correlations_every_pair_with_notes() -> None:
+    hib = {"m_a": True, "m_b": False, "m_c": True}
+    ranked = _frame([("a", "F", 1.0, 10, 0.5), ("b", "F", 1.0, 20, 0.6),
+                     ("c", "F", 1.0, 30, 0.7), ("d", "F", 1.0, 40, 0.1)],
+                    m_a=[1.0, 2.0, 4.0, 3.0], m_b=[0.3, 0.1, 0.2, 0.4], m_c=[0.0] * 4)
+    pr, sr = sps.pearsonr(ranked["m_a"], ranked["m_b"]), sps.spearmanr(ranked["m_a"],
+                                                                        ranked["m_b"])
+    _expect(tb.metric_correlations(ranked, hib), [
+        ["m_a", "m_b", pr.statistic, sr.statistic, 4, ""],
+        ["m_a", "m_c", NAN, NAN, 4, "constant values"],
+        ["m_b", "m_c", NAN, NAN, 4, "constant values"],
+    ], ["metric_a", "metric_b", "pearson", "spearman", "n", "note"])
+
+
+# --- recommendations --------------------------------------------------------------------------
+
+REC_COLUMNS = ["choice", "model", "train_size", "criterion", "value", "reason"]
+
+
+@pytest.fixture
+def cells() -> pd.DataFrame:
+    """Four cells; mid has no family (still a model with a known size)."""
+    return _frame([("big", "F", 8.0, 100, 0.70), ("mid2", "F", 2.0, 100, 0.65),
+                   ("mid", None, 2.0, 200, 0.60), ("tiny", "G", 0.5, 100, 0.50)],
+                  overall_score_ci_low=[0.65, 0.6, 0.55, 0.45],
+                  overall_score_ci_high=[0.75, 0.7, 0.66, 0.55],
+                  rank=[1, 2, 3, 4], rank_group=[1, 1, 2, 2], perplexity=[5.0, 4.0, 3.0, NAN])
+
+
+PER_BILLION = ("Overall score 0.5000 with 0.5B parameters at its largest train size 100: "
+               "1.0000 per billion parameters, the most of 4 models with a known size.")
+
+
+def test_recommendations_reasons_word_for_word(cells: pd.DataFrame) -> None:
+    # 0.65 is exactly 0.05 below the best 0.70 (0.6499999999999999 in floats): within margin
+    _expect(tb.recommendations(cells, margin=0.05, alpha=0.1), [
+        ["best_overall", "big", 100, "overall_score", 0.70,
+         "Highest overall score 0.7000 (90% CI 0.6500-0.7500); 2 of 4 cells are in rank "
+         "group 1 (not significantly worse)."],
+        ["best_score_per_billion", "tiny", 100, "score_per_billion", 1.0, PER_BILLION],
+        ["smallest_within_margin", "mid2", 100, "params_b", 2.0,
+         "Smallest model (2B parameters) scoring within 0.05 of the best: 0.6500 vs 0.7000 "
+         "(gap 0.0500)."],
+        ["lowest_perplexity", "mid", 200, "perplexity", 3.0,
+         "Lowest perplexity 3.0000; its overall score is 0.6000 (rank 3 of 4)."],
+    ], REC_COLUMNS)
+
+
+def test_recommendations_defaults_and_ties_on_size(cells: pd.DataFrame) -> None:
+    rec = tb.recommendations(cells).set_index("choice")  # margin 0.01, 95% intervals
+    assert rec.loc["best_overall", "reason"].startswith(
+        "Highest overall score 0.7000 (95% CI 0.6500-0.7500);")
+    assert rec.loc["smallest_within_margin", "reason"] == (
+        "No smaller model scores within 0.01 of the best; the best cell (8B parameters) is "
+        "itself the smallest such choice.")
+    # mid and mid2 are both 2B and within 0.1: the better-scoring one is recommended
+    rec = tb.recommendations(cells, margin=0.1).set_index("choice")
+    assert rec.loc["smallest_within_margin", "model"] == "mid2"
+
+
+def test_recommendations_without_intervals_groups_or_ranks(cells: pd.DataFrame) -> None:
+    bare = cells.drop(columns=["overall_score_ci_low", "overall_score_ci_high", "rank",
+                               "rank_group"])
+    rec = tb.recommendations(bare, margin=0.05).set_index("choice")
+    assert rec.loc["best_overall", "reason"] == "Highest overall score 0.7000."
+    assert rec.loc["lowest_perplexity", "reason"] == (
+        "Lowest perplexity 3.0000; its overall score is 0.6000.")
+    _expect(tb.recommendations(cells.iloc[:0]), [], REC_COLUMNS)
+
+
+# --- human correlations -----------------------------------------------------------------------
+
+def _human_case():
+    """Five systems (cell 'a' has no per-example scores), integer ids in the per-example
+    frames, a non-key column shared with the human table, a metric missing for one system."""
+    rng = np.random.default_rng(5)
+    per, human = {}, []
+    for k, model in enumerate(["b", "c", "d", "e", "f"]):
+        ids = np.arange(6 if model != "f" else 5)
+        m1 = rng.random(len(ids)) + 0.3 * k
+        m2 = np.full(len(ids), NAN) if model == "e" else rng.random(len(ids))
+        per[(model, 1)] = pd.DataFrame({"id": ids, "m1": m1, "m2": m2, "split": "test",
+                                        "label": "x"})
+        human.append(pd.DataFrame({"model": model, "train_size": 1, "id": ids.astype(str),
+                                   "human_q": m1 + rng.normal(0, 0.4, len(ids)),
+                                   "split": "other"}))
+    cells = pd.DataFrame({"model": ["a", "b", "c", "d", "e", "f"], "train_size": 1})
+    return per, cells, pd.concat(human, ignore_index=True)
+
+
+def _reference(per: dict, human: pd.DataFrame, weights: dict[str, float]) -> dict:
+    """System means and (documents x systems) matrices built directly with pandas."""
+    frames = []
+    for (model, size), frame in per.items():
+        frame = frame.assign(model=model, train_size=size, id=frame["id"].astype(str))
+        frame["overall_score"] = sum(w * frame[m] for m, w in weights.items()) / sum(
+            weights.values())
+        frames.append(frame)
+    joined = pd.concat(frames).merge(human.drop(columns="split"),
+                                     on=["model", "train_size", "id"])
+    cols = ["m1", "m2", "overall_score", "human_q"]
+    means = joined.groupby("model")[cols].mean()
+    wide = {c: joined.pivot(index="id", columns="model", values=c).sort_index() for c in cols}
+    return {"means": means, "wide": wide}
+
+
+def _corr(x: np.ndarray, y: np.ndarray, method: str) -> float:
+    keep = ~(np.isnan(x) | np.isnan(y))
+    x, y = x[keep], y[keep]
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return NAN
+    fn = {"pearson": sps.pearsonr, "spearman": sps.spearmanr, "kendall": sps.kendalltau}
+    return float(fn[method](x, y).statistic)
+
+
+def _direct_ci(metric: np.ndarray, aspect: np.ndarray, method: str, n_boot: int, seed: int,
+               alpha: float) -> dict[str, tuple[float, float]]:
+    """Resample documents (``default_rng(seed).integers(0, n_docs, (n_boot, n_docs))``); per
+    resample: the correlation of the per-system means, and the mean per-document correlation."""
+    per_doc = np.array([_corr(m, a, method) for m, a in zip(metric, aspect, strict=True)])
+    draws = np.random.default_rng(seed).integers(0, len(metric), (n_boot, len(metric)))
+    system, summary = [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for rows in draws:
+            system.append(_corr(np.nanmean(metric[rows], axis=0),
+                                np.nanmean(aspect[rows], axis=0), method))
+            summary.append(np.nanmean(per_doc[rows]))
+    out = {}
+    for level, values in (("system", system), ("summary", summary)):
+        v = np.array(values)[~np.isnan(values)]
+        out[level] = tuple(np.quantile(v, [alpha / 2, 1 - alpha / 2]))
+    return out
+
+
+def test_human_correlations_values_p_values_and_intervals_by_direct_computation() -> None:
+    per, cells, human = _human_case()
+    weights = {"m1": 1.0, "m2": 3.0}
+    out = tb.human_correlations(per, cells, human, weights, n_boot=40, seed=2, alpha=0.2)
+    assert list(out.columns) == tb.HUMAN_COLUMNS
+    assert sorted(set(out["metric"])) == ["m1", "m2", "overall_score"]  # not train_size
+    ref = _reference(per, human, weights)
+    out = out.set_index(["metric", "aspect", "level"])
+    for metric in ("m1", "m2", "overall_score"):
+        x, y = ref["means"][metric].to_numpy(), ref["means"]["human_q"].to_numpy()
+        wm, wa = ref["wide"][metric].to_numpy(), ref["wide"]["human_q"].to_numpy()
+        system, summary = out.loc[(metric, "human_q", "system")], out.loc[
+            (metric, "human_q", "summary")]
+        assert system["n"] == (~np.isnan(x)).sum()
+        for method in ("pearson", "spearman", "kendall"):
+            assert system[method] == pytest.approx(_corr(x, y, method), rel=1e-9)
+            keep = ~np.isnan(x)
+            fn = {"pearson": sps.pearsonr, "spearman": sps.spearmanr,
+                  "kendall": sps.kendalltau}[method]
+            assert system[f"{method}_p"] == pytest.approx(fn(x[keep], y[keep]).pvalue,
+                                                          rel=1e-9)
+            per_doc = np.array([_corr(m, a, method) for m, a in zip(wm, wa, strict=True)])
+            per_doc = per_doc[~np.isnan(per_doc)]
+            assert summary["n"] == len(per_doc)
+            assert summary[method] == pytest.approx(per_doc.mean(), rel=1e-9)
+            assert summary[f"{method}_p"] == pytest.approx(
+                sps.ttest_1samp(per_doc, 0.0).pvalue, rel=1e-9)
+            ci = _direct_ci(wm, wa, method, 40, 2, 0.2)
+            for level, row in (("system", system), ("summary", summary)):
+                assert (row[f"{method}_ci_low"], row[f"{method}_ci_high"]) == pytest.approx(
+                    ci[level], rel=1e-9)
+
+
+def test_human_correlations_default_intervals_are_1000_resamples_of_seed_0() -> None:
+    per, cells, human = _human_case()
+    out = tb.human_correlations(per, cells, human).set_index(["metric", "aspect", "level"])
+    ref = _reference(per, human, {"m1": 1.0})
+    ci = _direct_ci(ref["wide"]["m1"].to_numpy(), ref["wide"]["human_q"].to_numpy(),
+                    "pearson", 1000, 0, 0.05)
+    for level in ("system", "summary"):
+        row = out.loc[("m1", "human_q", level)]
+        assert (row["pearson_ci_low"], row["pearson_ci_high"]) == pytest.approx(ci[level],
+                                                                                rel=1e-9)
+    assert "overall_score" not in set(out.index.get_level_values("metric"))  # no weights
+
+
+def test_human_correlations_with_two_systems_are_undefined_without_warnings() -> None:
+    per, cells, human = _human_case()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = tb.human_correlations({k: per[k] for k in [("b", 1), ("c", 1)]}, cells, human,
+                                    n_boot=20)
+    summary = out[out["level"] == "summary"].iloc[0]
+    assert summary["n"] == 0 and np.isnan(summary["pearson"]) and np.isnan(summary["pearson_p"])
+    assert list(tb.human_correlations(per, cells, human.drop(columns="human_q")).columns) == \
+        tb.HUMAN_COLUMNS
+
+
+def test_human_correlations_of_nullable_pandas_columns_equal_the_float_ones() -> None:
+    per, cells, human = _human_case()  # m2 of system e is all missing: <NA> once nullable
+    nullable = {k: f.astype({"m1": "Float64", "m2": "Float64"}) for k, f in per.items()}
+    got = tb.human_correlations(nullable, cells, human.astype({"human_q": "Float64"}),
+                                n_boot=20)
+    pd.testing.assert_frame_equal(got, tb.human_correlations(per, cells, human, n_boot=20))
