@@ -24,6 +24,21 @@ SIZES = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
          "num_key_value_heads": 2, "intermediate_size": 64}
 
 
+def chat_by_hand(system: str | None, user: str) -> str:
+    """CHAT_TEMPLATE written out by hand for an optional system and one user message."""
+    head = f"<s> system : {system} </s> " if system else ""
+    return f"{head}<s> user : {user} </s> <s> assistant : "
+
+
+def nll_by_hand(model: torch.nn.Module, prompt: list[int], target: list[int]) -> float:
+    """Summed negative log-likelihood (float64) of ``target`` after ``prompt``, from the
+    model's logits: token j of the target is predicted at position len(prompt) - 1 + j."""
+    with torch.no_grad():
+        logits = model(torch.tensor([prompt + target])).logits[0].double()
+    logp = torch.log_softmax(logits, dim=-1)
+    return -sum(float(logp[len(prompt) - 1 + j, t]) for j, t in enumerate(target))
+
+
 def tiny_tokenizer(chat_template: str | None) -> PreTrainedTokenizerFast:
     """A WordLevel tokenizer trained on a few demo articles and their references."""
     train, _ = build_demo_corpus(n_train=40, n_test=0)

@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 from conftest import ROOT, SMALL
-from hf_tiny import CHAT_TEMPLATE, save_lora, save_tiny
+from hf_tiny import CHAT_TEMPLATE, chat_by_hand, nll_by_hand, save_lora, save_tiny
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from pipeline.core.io import read_json, read_jsonl
@@ -32,12 +32,14 @@ def ckpts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("trust_ckpts")
     llama = save_tiny("llama", root / "llama", CHAT_TEMPLATE)
     same = Path(shutil.copytree(llama, root / "llama_copy"))
-    other = Path(shutil.copytree(llama, root / "llama_other"))
-    model = AutoModelForCausalLM.from_pretrained(other)
-    with torch.no_grad():
-        model.lm_head.weight.mul_(1.5)  # other weights, same files and names
-    model.save_pretrained(other)
-    return {"llama": llama, "same": same, "other": other, "lora": save_lora(llama, root / "lora")}
+    scaled = {}
+    for name, factor in (("other", 1.5), ("older", 0.5)):  # other weights, same file names
+        scaled[name] = Path(shutil.copytree(llama, root / f"llama_{name}"))
+        model = AutoModelForCausalLM.from_pretrained(scaled[name])
+        with torch.no_grad():
+            model.lm_head.weight.mul_(factor)
+        model.save_pretrained(scaled[name])
+    return {"llama": llama, "same": same, **scaled, "lora": save_lora(llama, root / "lora")}
 
 
 @pytest.fixture(scope="module")
@@ -70,25 +72,17 @@ def _requests(run_dir: Path) -> dict[str, int]:
     return read_json(run_dir / "manifest.json")["generator"]["requests"]
 
 
-def _chat(system: str, user: str) -> str:
-    """CHAT_TEMPLATE written out by hand for one system and one user message."""
-    return f"<s> system : {system} </s> <s> user : {user} </s> <s> assistant : "
-
-
 def _perplexity_by_hand(model, tok, cfg, records: list[dict]) -> float:
     """exp(sum NLL / sum N) of each reference (+ EOS) after its chat prompt, from the logits."""
     prompts = cfg.generator.options.prompts
     nll, n = 0.0, 0
     for r in records:
         for task, field in (("summarization", "summary"), ("title", "title")):
-            prompt = tok(_chat(prompts.system, prompts[task].format(article=r["article"])),
+            prompt = tok(chat_by_hand(prompts.system,
+                                      prompts[task].format(article=r["article"])),
                          add_special_tokens=False)["input_ids"]
             target = tok(r[field], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-            with torch.no_grad():
-                logits = model(torch.tensor([prompt + target])).logits[0].double()
-            logp = torch.log_softmax(logits, dim=-1)
-            # token j of the target is predicted at position len(prompt) - 1 + j
-            nll -= sum(float(logp[len(prompt) - 1 + j, t]) for j, t in enumerate(target))
+            nll += nll_by_hand(model, prompt, target)
             n += len(target)
     return math.exp(nll / n)
 
@@ -173,7 +167,8 @@ def test_hub_id_and_revision_resolve_in_the_local_cache(run, ckpts, base_run, tm
 
     hub = tmp_path / "hub"
     repo = hub / "models--test--tiny"
-    revisions = {"1" * 40: ckpts["llama"], "2" * 40: ckpts["other"]}
+    # the old revision's weights are used by no other test (whose cache results it would add)
+    revisions = {"1" * 40: ckpts["llama"], "2" * 40: ckpts["older"]}
     for commit, source in revisions.items():
         shutil.copytree(source, repo / "snapshots" / commit)
     (repo / "refs").mkdir()

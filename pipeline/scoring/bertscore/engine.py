@@ -114,7 +114,7 @@ def greedy_prf(c_emb: np.ndarray, c_w: np.ndarray, r_emb: np.ndarray, r_w: np.nd
         np.maximum(wp, 0.0, out=wp)
     if clamp_r:
         np.maximum(wr, 0.0, out=wr)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore"):  # weights >= 0: a zero sum is 0/0 -> NaN
         p = float((wp * (c_w / c_w.sum())).sum())
         r = float((wr * (r_w / r_w.sum())).sum())
     return p, r
@@ -242,10 +242,8 @@ class BertScorer:
         else:
             table, default = {int(i): 0.0 for i in self.encoder.cls_sep_ids()}, 1.0
 
-        def weights(ids: np.ndarray) -> np.ndarray:
-            return np.array([table.get(int(i), default) for i in ids], dtype=np.float64)
-
-        wcache: dict[str, np.ndarray] = {}
+        w = {t: np.array([table.get(int(i), default) for i in ids], dtype=np.float64)
+             for t, (ids, _) in entries.items()}
         # bert_score's chunking of the flattened pairs (see the module docstring)
         bs = self.encoder.batch_size
         c_len = [len(entries[c][0]) for c, refs in zip(candidates, references, strict=True)
@@ -259,20 +257,14 @@ class BertScorer:
         n_empty = 0
         for k, (cand, refs) in enumerate(zip(candidates, references, strict=True)):
             c_ids, c_emb = entries[cand]
-            c_w = wcache.get(cand)
-            if c_w is None:
-                c_w = wcache[cand] = weights(c_ids)
             rows = []
             for ref in refs:
                 r_ids, r_emb = entries[ref]
-                r_w = wcache.get(ref)
-                if r_w is None:
-                    r_w = wcache[ref] = weights(r_ids)
                 j += 1
-                p, r = greedy_prf(c_emb, c_w, r_emb, r_w, clamp_p=r_len[j] < max_r[j // bs],
+                p, r = greedy_prf(c_emb, w[cand], r_emb, w[ref],
+                                  clamp_p=r_len[j] < max_r[j // bs],
                                   clamp_r=c_len[j] < max_c[j // bs])
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    f = 2 * p * r / (p + r) if (p + r) != 0 else float("nan")
+                f = 2 * p * r / (p + r) if p + r else 0.0  # F = 0 when P + R is 0 or NaN
                 f = 0.0 if math.isnan(f) else f
                 if len(c_ids) == n_special or len(r_ids) == n_special:
                     p, r = 0.0, 0.0
