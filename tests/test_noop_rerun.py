@@ -12,7 +12,10 @@ import textwrap
 
 import pytest
 
-from pipeline.data.dataset import load_records
+from pipeline.core.io import file_sha256
+from pipeline.data.dataset import Dataset, load_records, read_split
+from pipeline.generators.gen_cache import digest
+from pipeline.generators.inputs import train_digest
 from tests.conftest import ROOT, SMALL, run_env
 
 # A Hydra command over the project's config whose task only records what each job received;
@@ -84,6 +87,24 @@ def test_validated_records_follow_the_file_content(tmp_path):
     path.write_text('{"id": "a", "article": "x"}\n')
     with pytest.raises(Exception, match="line 1.*title|title.*line 1"):
         load_records(path, ["title"])
+
+
+def test_training_checksum_is_memoised_by_file_content(tmp_path):
+    path = tmp_path / "train.jsonl"
+    rows = [f'{{"id": "{i}", "article": "a{i}", "title": "t{i}"}}\n' for i in range(3)]
+    path.write_text("".join(rows))
+    train, sha = read_split(path, ["title"])
+    assert sha == file_sha256(path)
+    data = Dataset("d", train=train, test=[], tasks=["title"], train_sha256=sha)
+    first_two = [{"id": "0", "article": "a0", "meta": {}, "title": "t0"},
+                 {"id": "1", "article": "a1", "meta": {}, "title": "t1"}]
+    assert train_digest(data, 2) == digest(first_two)
+    assert train_digest(data, 2) == digest(first_two)  # memoised: same answer
+    path.write_text(rows[0] + rows[1].replace("t1", "T1") + rows[2])  # same size
+    train, sha = read_split(path, ["title"])
+    changed = Dataset("d", train=train, test=[], tasks=["title"], train_sha256=sha)
+    assert train_digest(changed, 2) == digest([first_two[0], {**first_two[1], "title": "T1"}])
+    assert train_digest(changed, 2) != train_digest(data, 2)
 
 
 def test_rerun_over_finished_cells_skips_them_without_the_scoring_stack(tmp_path):

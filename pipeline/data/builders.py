@@ -10,7 +10,6 @@ from omegaconf import DictConfig
 
 from pipeline.core.io import (
     InputError,
-    file_sha256,
     read_json,
     read_records,
     write_json,
@@ -19,7 +18,7 @@ from pipeline.core.io import (
 from pipeline.core.paths import OutputPaths
 from pipeline.core.registry import DATASETS, TASKS
 from pipeline.core.tasks import get_task
-from pipeline.data.dataset import Dataset, load_records
+from pipeline.data.dataset import Dataset, read_split
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +40,11 @@ def build_demo(cfg: DictConfig, paths: OutputPaths) -> Dataset:
         write_jsonl(test_path, test)
         write_json(info_path, {"params": wanted})  # written last: the corpus is complete
     tasks = list(cfg.tasks)
-    return Dataset(
-        name=cfg.name,
-        train=load_records(train_path, tasks),
-        test=load_records(test_path, tasks),
-        tasks=tasks,
-        source={"train": file_sha256(train_path)[:16], "test": file_sha256(test_path)[:16]},
-    )
+    train, train_sha = read_split(train_path, tasks)
+    test, test_sha = read_split(test_path, tasks)
+    return Dataset(name=cfg.name, train=train, test=test, tasks=tasks,
+                   source={"train": train_sha[:16], "test": test_sha[:16]},
+                   train_sha256=train_sha)
 
 
 def tasks_in(path: Path) -> list[str]:
@@ -68,13 +65,14 @@ def build_files(cfg: DictConfig, paths: OutputPaths) -> Dataset:
     if not test_path:
         raise InputError("config", "data.options.test must name the test file", field="test")
     tasks = list(cfg.tasks) or tasks_in(Path(test_path))
-    test = load_records(Path(test_path), tasks)
+    test, test_sha = read_split(Path(test_path), tasks)
     train_path = cfg.options.get("train")
-    train = load_records(Path(train_path), tasks) if train_path else []
-    source = {"test": file_sha256(test_path)[:16]}
-    if train_path:
-        source["train"] = file_sha256(train_path)[:16]
-    return Dataset(name=cfg.name, train=train, test=test, tasks=tasks, source=source)
+    train, train_sha = read_split(Path(train_path), tasks) if train_path else ([], None)
+    source = {"test": test_sha[:16]}
+    if train_sha:
+        source["train"] = train_sha[:16]
+    return Dataset(name=cfg.name, train=train, test=test, tasks=tasks, source=source,
+                   train_sha256=train_sha)
 
 
 @DATASETS.register("hf")

@@ -30,6 +30,9 @@ class Dataset:
     test: list[dict]
     tasks: list[str]
     source: dict[str, Any] = field(default_factory=dict)
+    # sha256 of the file the training records were parsed from (None: not one file); the
+    # records are a function of those bytes and ``tasks``
+    train_sha256: str | None = None
 
     def test_subset(self, limit: int | None) -> list[dict]:
         """The first ``limit`` test examples (all when ``limit`` is None); a limit below 1
@@ -98,21 +101,28 @@ _VALIDATED_MAX = 4  # distinct files kept
 
 
 def load_records(path: str | Path, tasks: list[str], require_all: bool = True) -> list[dict]:
-    """Read and validate dataset records (text references stay a string or a list).
+    """Read and validate dataset records (text references stay a string or a list)."""
+    return read_split(path, tasks, require_all)[0]
+
+
+def read_split(path: str | Path, tasks: list[str], require_all: bool = True
+               ) -> tuple[list[dict], str]:
+    """:func:`load_records` and the sha256 of the bytes the records were parsed from.
 
     The cells of a multirun read the same files: the validated records are kept in this
-    process keyed by the sha256 of the bytes just read, so a file is parsed and validated
-    again whenever its content changes. Each call returns its own copy.
+    process keyed by that sha256, so a file is parsed and validated again whenever its
+    content changes. Each call returns its own copy.
     """
     data = read_input_bytes(path)
-    key = (str(path), hashlib.sha256(data).hexdigest(), tuple(tasks), require_all)
+    sha = hashlib.sha256(data).hexdigest()
+    key = (str(path), sha, tuple(tasks), require_all)
     if key not in _VALIDATED:
         rows = check_records(path, read_records(path, data), tasks, require_all)
         _VALIDATED[key] = pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
         while len(_VALIDATED) > _VALIDATED_MAX:
             _VALIDATED.popitem(last=False)
     _VALIDATED.move_to_end(key)
-    return pickle.loads(_VALIDATED[key])
+    return pickle.loads(_VALIDATED[key]), sha
 
 
 def check_records(path: str | Path, rows: Iterable[tuple[int, dict]], tasks: list[str],

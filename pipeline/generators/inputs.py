@@ -40,13 +40,27 @@ def weights_checksums(cfg: DictConfig) -> dict[str, str]:
     return sums
 
 
+_TRAIN_DIGESTS: dict[tuple[str, tuple[str, ...], int], str] = {}
+
+
+def train_digest(dataset: Dataset, n: int) -> str:
+    """Checksum of the first ``n`` training records; memoised in this process by the sha256
+    of the file they were parsed from (``Dataset.train_sha256``) and the tasks."""
+    if dataset.train_sha256 is None:
+        return digest(dataset.train[:n])
+    key = (dataset.train_sha256, tuple(dataset.tasks), n)
+    if key not in _TRAIN_DIGESTS:
+        _TRAIN_DIGESTS[key] = digest(dataset.train[:n])
+    return _TRAIN_DIGESTS[key]
+
+
 def input_checksums(cfg: DictConfig, dataset: Dataset, test: list[dict]) -> dict[str, str]:
     """``{input: checksum}`` of the content the cell's predictions and scores depend on
     (keys of :data:`INPUT_NAMES`, those that apply to the generator that will run)."""
     source = choose(cfg)
     sums = {"test": digest(test)}
     if source == "demo":
-        sums["train"] = digest(dataset.train[: int(cfg.train_size)])
+        sums["train"] = train_digest(dataset, int(cfg.train_size))
     elif source == "precomputed":
         path = find_predictions(cfg)
         if path is not None:
