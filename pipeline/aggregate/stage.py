@@ -111,12 +111,27 @@ def _unchanged(paths: OutputPaths, inputs: str) -> bool:
 
 
 def _print_top(csv_path: Path, n: int = 10) -> None:
-    """Print the first ``n`` rows of ``model_comparison.csv`` (values as written there)."""
+    """Print the first ``n`` rows of ``model_comparison.csv`` (numbers to 6 decimals)."""
     with open(csv_path, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     cols = [c for c in SHOWN if rows and c in rows[0]]
-    table = [cols] + [[row[c] for c in cols] for row in rows[:n]]
+    table = [cols] + [[_shown(row[c]) for c in cols] for row in rows[:n]]
     widths = [max(len(line[i]) for line in table) for i in range(len(cols))]
     print(f"\nTop {min(n, len(rows))} of {len(rows)} cells ({csv_path}):")
     for line in table:
-        print("  ".join(v.rjust(w) for v, w in zip(line, widths, strict=True)))
+        print(" " + "  ".join(v.rjust(w) for v, w in zip(line, widths, strict=True)))
+
+
+def _shown(value: str) -> str:
+    """A CSV value as printed: integers as they are, other numbers to 6 decimals."""
+    if not value:
+        return "NaN"
+    try:
+        int(value)
+        return value
+    except ValueError:
+        pass
+    try:
+        return f"{float(value):.6f}"
+    except ValueError:
+        return value
