@@ -274,3 +274,14 @@ def test_damaged_generation_cache_lines_are_regenerated(tmp_path, caplog):
     assert sorted(store.load()) == ["k0", "k1", "k3"]
     assert json.loads(store.path.read_text(encoding="utf-8", errors="replace")
                       .splitlines()[-1])["text"] == "output 1"
+
+
+def test_store_under_a_file_instead_of_a_folder_is_treated_as_empty(tmp_path, caplog):
+    blocker = tmp_path / "cache"
+    blocker.write_text("not a folder")
+    store = OutputStore(blocker / "generations" / "k.jsonl", optional=True)
+    with caplog.at_level(logging.WARNING):
+        assert store.load() == {}
+        store.append([{"key": "k1", "id": "1", "task": "title", "text": "t"}])  # warns only
+    assert "cannot read" in caplog.text and "cannot write" in caplog.text
+    assert blocker.read_text() == "not a folder"

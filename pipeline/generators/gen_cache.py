@@ -68,9 +68,9 @@ class OutputStore:
                 lines = [raw for raw in fh if raw.strip()]
         except FileNotFoundError:
             return rows
-        except PermissionError:
-            log.warning("cannot read %s (permission denied): its outputs are generated "
-                        "again, the file is left as it is", self.path)
+        except OSError as exc:  # no permission, a file where a folder should be, ...
+            log.warning("cannot read %s (%s): its outputs are generated again, the file is "
+                        "left as it is", self.path, exc.strerror or exc)
             return rows
         damaged = 0
         for raw in lines:
