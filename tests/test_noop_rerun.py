@@ -13,7 +13,7 @@ import textwrap
 import pytest
 
 from pipeline.core.io import file_sha256
-from pipeline.data.dataset import Dataset, load_records, read_split
+from pipeline.data.dataset import Dataset, read_split
 from pipeline.generators.gen_cache import digest
 from pipeline.generators.inputs import train_digest
 from tests.conftest import ROOT, SMALL, run_env
@@ -73,6 +73,10 @@ def test_a_job_that_cannot_compose_fails_the_sweep_before_any_job_runs(tmp_path)
     assert run.returncode == 2
     assert "no-such-model" in run.stderr
     assert seen["jobs"] == []
+
+
+def load_records(path, tasks):
+    return read_split(path, tasks)[0]
 
 
 def test_validated_records_follow_the_file_content(tmp_path):

@@ -95,19 +95,14 @@ def check_id(path: str | Path, line: int, record: dict, seen: dict[str, int]) ->
     return rid
 
 
-# (path, sha256 of the bytes read, tasks, require_all) -> the validated records, pickled
+# (path, sha256 of the bytes read, tasks) -> the validated records, pickled
 _VALIDATED: OrderedDict[tuple, bytes] = OrderedDict()
 _VALIDATED_MAX = 4  # distinct files kept
 
 
-def load_records(path: str | Path, tasks: list[str], require_all: bool = True) -> list[dict]:
-    """Read and validate dataset records (text references stay a string or a list)."""
-    return read_split(path, tasks, require_all)[0]
-
-
-def read_split(path: str | Path, tasks: list[str], require_all: bool = True
-               ) -> tuple[list[dict], str]:
-    """:func:`load_records` and the sha256 of the bytes the records were parsed from.
+def read_split(path: str | Path, tasks: list[str]) -> tuple[list[dict], str]:
+    """Read and validate dataset records (text references stay a string or a list), and
+    the sha256 of the bytes they were parsed from.
 
     The cells of a multirun read the same files: the validated records are kept in this
     process keyed by that sha256, so a file is parsed and validated again whenever its
@@ -115,9 +110,9 @@ def read_split(path: str | Path, tasks: list[str], require_all: bool = True
     """
     data = read_input_bytes(path)
     sha = hashlib.sha256(data).hexdigest()
-    key = (str(path), sha, tuple(tasks), require_all)
+    key = (str(path), sha, tuple(tasks))
     if key not in _VALIDATED:
-        rows = check_records(path, read_records(path, data), tasks, require_all)
+        rows = check_records(path, read_records(path, data), tasks)
         _VALIDATED[key] = pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
         while len(_VALIDATED) > _VALIDATED_MAX:
             _VALIDATED.popitem(last=False)
