@@ -2,7 +2,7 @@
 
 Hydra's ``BasicSweeper`` composes every job's config to validate the whole batch before
 launching any job, and the ``BasicLauncher`` then composes it again. Composition is most of
-what a no-op re-run of the sweep costs (about 0.1-0.2 s per job on 2 cores), so
+what a no-op re-run of the sweep costs (about 0.25 s per job on the 2-core machine), so
 :func:`compose_jobs_once` makes the validation pass hand its configs to the in-process
 launcher, which takes each one once instead of composing it again. Errors still surface
 before any job runs, and the configs are the ones Hydra composes. Other launchers (joblib,
