@@ -85,7 +85,8 @@ def _generation_files(root: Path) -> list[Path]:
                                                     for s in ("XDG_CACHE_HOME",
                                                               "PIPELINE_CACHE_DIR"))])
 def test_cache_location_settings(tmp_path, setting):
-    """The generation cache goes where the setting points, and nowhere else."""
+    """The generation and BERTScore caches go where the setting points (``generations/``
+    and ``bertscore/`` there), and nowhere else."""
     srv = ScriptedServer()
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     env = run_env()
@@ -106,7 +107,8 @@ def test_cache_location_settings(tmp_path, setting):
     try:
         proc = _cli("pipeline.compare", "generator=openai", "model=llama-3.2-1b",
                     f"generator.options.base_url={srv.url}", "data.limit=1",
-                    "data.n_train=50", "data.n_test=4", "tasks.summarization.metrics=[rouge]",
+                    "data.n_train=50", "data.n_test=4",
+                    "tasks.summarization.metrics=[rouge,bertscore]",
                     "tasks.title.metrics=[rouge]", f"output_dir={tmp_path / 'out'}", *args,
                     env=env)
     finally:
@@ -115,6 +117,8 @@ def test_cache_location_settings(tmp_path, setting):
     assert proc.returncode == 0, proc.stderr[-2000:]
     files = _generation_files(tmp_path)
     assert files and all(f.parent == expected for f in files), files
+    packs = sorted(tmp_path.rglob("*.pack"))
+    assert packs and all(p.parent.parent == expected.parent / "bertscore" for p in packs), packs
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ and clear offline errors (tests/evaluate_modules/word_overlap is the worked exam
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -78,3 +79,27 @@ def test_builtin_name_is_refused() -> None:
     with pytest.raises(ConfigError, match="'rouge' is already registered"):
         validate_metrics({}, {"rouge": {"evaluate": {"module": str(MODULE),
                                                      "outputs": {"overlap": True}}}})
+
+
+def test_edited_module_rescores_only_its_metric(small_cfg: Callable, tmp_path: Path,
+                                                caplog) -> None:
+    """Editing the module's source re-scores the cells that used it (ROUGE and the
+    predictions are reused); an unchanged module skips the cell."""
+    module = tmp_path / "modules" / "word_overlap"
+    shutil.copytree(MODULE, module)
+    block = f"{{module: {module}, outputs: {{overlap: true}}, per_example: true}}"
+    run_dir = _cell(small_cfg, tmp_path, "overlap_edited", block)
+    assert list(pd.read_parquet(run_dir / "scores.parquet")["summarization_overlap"]) == \
+        pytest.approx([e[2] for e in EXAMPLES])
+    with caplog.at_level("INFO"):
+        _cell(small_cfg, tmp_path, "overlap_edited", block)
+    assert "already finished" in caplog.text
+    script = module / "word_overlap.py"  # case-sensitive words from now on
+    script.write_text(script.read_text().replace("text.lower().split()", "text.split()"))
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        _cell(small_cfg, tmp_path, "overlap_edited", block)
+    assert "computing (overlap_edited files changed)" in caplog.text
+    assert "scoring summarization with rouge: unchanged, reused" in caplog.text
+    assert list(pd.read_parquet(run_dir / "scores.parquet")["summarization_overlap"]) == \
+        pytest.approx([2 / 3, 1 / 4, 1 / 2])  # "Birds" no longer matches "birds"

@@ -9,6 +9,7 @@ import copy
 import dataclasses
 import math
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -127,6 +128,23 @@ def test_nll_in_bf16_is_summed_in_float32(compose_cfg, ckpt: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(ckpt, dtype=torch.bfloat16).eval()
     (row,) = _backend(compose_cfg, ckpt, "bf16").nll([item])
     assert row["nll"] == pytest.approx(_by_hand(model, tok, item), rel=1e-5)
+
+
+def test_nll_builds_ids_labels_and_mask_on_the_backend_device(fp32: HFBackend,
+                                                              monkeypatch) -> None:
+    """On a GPU the model's inputs must be built on its device; on this CPU-only machine the
+    request is what can be checked: every tensor ``nll`` builds asks for ``backend.device``."""
+    asked: list[object] = []
+    real = torch.tensor
+
+    def spy(data, *args, **kwargs):
+        if sys._getframe(1).f_globals["__name__"] == "pipeline.generators.hf":
+            asked.append(kwargs.get("device"))
+        return real(data, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "tensor", spy)
+    fp32.nll([_item("k", None, "Interest", "has grown")])
+    assert asked == ["cpu"] * 3 and fp32.device == "cpu"
 
 
 def test_identity_holds_weights_dtype_template_and_device_kind(fp32: HFBackend) -> None:

@@ -119,8 +119,11 @@ def test_cache_modes_refresh_and_off(warm, forward_calls):
     assert not list(root.glob("*/*.pack"))  # off: nothing stored
 
 
-def test_force_recomputes_embeddings(small_cfg, new_cache, forward_calls):
-    args = ("model=demo-lead", "train_size=100", "data.limit=3", f"cache_dir={new_cache}")
+def test_force_recomputes_embeddings(small_cfg, new_cache, forward_calls, tmp_path):
+    (tmp_path / "pipeline-cache").mkdir()
+    (tmp_path / "pipeline-cache" / "bertscore").symlink_to(new_cache)  # <cache_dir>/bertscore
+    args = ("model=demo-lead", "train_size=100", "data.limit=3",
+            f"cache_dir={tmp_path / 'pipeline-cache'}")
     run_cell(small_cfg(*args))
     assert forward_calls and list(new_cache.glob("*/*.pack"))
     forward_calls.clear()

@@ -112,15 +112,66 @@ def test_checkpoint_content_changes_its_checksum(small_cfg, tmp_path):
 def test_stale_reason_names_what_changed(tmp_path):
     for name in ("predictions.jsonl", "scores.parquet", "metrics.json"):
         (tmp_path / name).write_text("x")
-    old = {"config_hash": "c1", "inputs": {"test": "t", "checkpoint": "w"}}
-    assert stale_reason(tmp_path, old, "c1", {"test": "t", "checkpoint": "w"}) is None
-    assert stale_reason(tmp_path, old, "c1", {"test": "t", "checkpoint": "W"}) == \
+    old = {"config_hash": "c1", "inputs": {"test": "t", "checkpoint": "w"},
+           "metric_inputs": {"bertscore": "e"}}
+    same = {"bertscore": "e"}
+    assert stale_reason(tmp_path, old, "c1", {"test": "t", "checkpoint": "w"}, same) is None
+    assert stale_reason(tmp_path, old, "c1", {"test": "t", "checkpoint": "W"}, same) == \
         "checkpoint changed"
-    assert stale_reason(tmp_path, old, "c2", {"test": "T", "checkpoint": "w"}) == \
+    assert stale_reason(tmp_path, old, "c2", {"test": "T", "checkpoint": "w"}, same) == \
         "config changed; test data changed"
-    assert stale_reason(tmp_path, None, "c1", {}) == "not finished yet"
-    assert stale_reason(tmp_path, {"config_hash": "c1"}, "c1", {"test": "t"}) == \
+    assert stale_reason(tmp_path, old, "c1", {"test": "t", "checkpoint": "w"},
+                        {"bertscore": "E", "word_overlap": "m"}) == \
+        "bertscore files changed; word_overlap files not checksummed"
+    assert stale_reason(tmp_path, None, "c1", {}, {}) == "not finished yet"
+    assert stale_reason(tmp_path, {"config_hash": "c1"}, "c1", {"test": "t"}, {}) == \
         "no input checksums recorded"
+
+
+def _tiny_encoder(path: Path, seed: int) -> Path:
+    """A one-layer random BERT with MiniLM's tokenizer files, saved under ``path``."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from pipeline.scoring.bertscore.encoder import DEFAULT_MODEL, resolve_model
+
+    source = resolve_model(DEFAULT_MODEL).model_dir
+    torch.manual_seed(seed)
+    BertModel(BertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=32), add_pooling_layer=False).save_pretrained(path)
+    for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json",
+                 "special_tokens_map.json"):
+        (path / name).write_bytes((source / name).read_bytes())
+    return path
+
+
+def test_replaced_encoder_weights_rescore_only_bertscore(small_cfg, tmp_path, caplog):
+    """The encoder at the same path gets new weights: BERTScore is computed again (other
+    metrics and the predictions are reused); an unchanged encoder skips the cell."""
+    encoder = _tiny_encoder(tmp_path / "encoder", seed=0)
+    args = ("model=demo-lead", "train_size=100", LIMIT, f"cache_dir={tmp_path / 'cache'}",
+            f"metrics.bertscore.model={encoder}", "metrics.bertscore.num_layers=1")
+    run_dir = run_cell(small_cfg(*args))
+    before = read_json(run_dir / "metrics.json")["metrics"]
+    manifest = read_json(run_dir / "manifest.json")
+    assert set(manifest["metric_inputs"]) == {"bertscore"}
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        run_cell(small_cfg(*args))
+    assert "already finished" in caplog.text
+    _tiny_encoder(encoder, seed=1)  # same path, other weights
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        run_cell(small_cfg(*args))
+    text = caplog.text
+    assert "computing (bertscore files changed)" in text
+    assert "predictions unchanged, reusing them" in text
+    assert "scoring summarization with rouge: unchanged, reused" in text
+    assert "scoring summarization with bertscore on 4 examples" in text
+    after = read_json(run_dir / "metrics.json")["metrics"]
+    assert after["summarization_bertscore_f1"] != before["summarization_bertscore_f1"]
+    assert after["summarization_rouge1"] == before["summarization_rouge1"]
+    assert read_json(run_dir / "manifest.json")["metric_inputs"] != manifest["metric_inputs"]
 
 
 # 4. explicit settings win or stop the run ---------------------------------------------------

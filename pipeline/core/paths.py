@@ -32,6 +32,12 @@ def generation_cache_dir(cache_dir: str | Path | None) -> Path:
     return (Path(cache_dir).expanduser() if cache_dir else default_cache_dir()) / "generations"
 
 
+def bertscore_cache_dir(cache_dir: str | Path | None) -> Path:
+    """Where BERTScore embeddings, ONNX graphs and encoder checksums are cached
+    (``<cache>/bertscore``)."""
+    return (Path(cache_dir).expanduser() if cache_dir else default_cache_dir()) / "bertscore"
+
+
 def prompt_file(name: str) -> Path:
     """``conf/prompts/<name>.yaml`` of this project (a path to a ``.yaml`` file is kept)."""
     if name.endswith((".yaml", ".yml")):

@@ -10,7 +10,8 @@ training records of a demo learner, predictions file, checkpoint weights:
 :mod:`pipeline.generators.inputs`) are unchanged; the log says what changed otherwise. When
 only some settings changed, the cell recomputes only what they affect: predictions are
 reused while model, data, generator, train_size, seed and every input are unchanged, and
-each task's metric is reused while its own options are unchanged.
+each task's metric is reused while its own options and the files it reads (an encoder's
+weights, an evaluate module: ``metric_inputs`` in the manifest) are unchanged.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from pipeline.generators.predictions import (
     load_predictions,
     validate_predictions,
 )
-from pipeline.scoring.metrics.options import validate_metrics
+from pipeline.scoring.metrics.options import metric_input_checksums, validate_metrics
 
 if TYPE_CHECKING:  # scoring (pandas, the encoder) is imported once a cell is computed, so
     from pipeline.scoring.score import PreviousScores  # skipping finished cells stays fast
@@ -62,10 +63,18 @@ def _manifest(run_dir: Path) -> dict[str, Any] | None:
     return old if isinstance(old, dict) else None
 
 
+def changed_metric_inputs(old: dict[str, Any], metric_inputs: dict[str, str]) -> list[str]:
+    """The metrics whose files (``MetricSpec.inputs``) differ from those the manifest ``old``
+    records, or that it records none for."""
+    recorded = old.get("metric_inputs")
+    recorded = recorded if isinstance(recorded, dict) else {}
+    return [m for m, checksum in metric_inputs.items() if recorded.get(m) != checksum]
+
+
 def stale_reason(run_dir: Path, old: dict[str, Any] | None, chash: str,
-                 inputs: dict[str, str]) -> str | None:
+                 inputs: dict[str, str], metric_inputs: dict[str, str]) -> str | None:
     """Why the cell must be computed, or None when its manifest ``old`` records this config
-    hash and these input checksums and its files are there."""
+    hash, these input checksums and these metric file checksums, and its files are there."""
     if old is None:
         return "not finished yet"
     if not all(run_file(run_dir, k).exists() for k in ("predictions", "scores", "metrics")):
@@ -77,6 +86,9 @@ def stale_reason(run_dir: Path, old: dict[str, Any] | None, chash: str,
     else:
         reasons += [f"{name} changed" for key, name in INPUT_NAMES.items()
                     if recorded.get(key) != inputs.get(key)]
+    recorded_files = old.get("metric_inputs") or {}
+    reasons += [f"{m} files changed" if m in recorded_files else f"{m} files not checksummed"
+                for m in changed_metric_inputs(old, metric_inputs)]
     return "; ".join(reasons) or None
 
 
@@ -98,10 +110,11 @@ def _check_owner(run_dir: Path, model: str) -> None:
 
 
 def _previous(run_dir: Path, old: dict[str, Any] | None, cfg: DictConfig, dataset: Dataset,
-              test: list[dict], inputs: dict[str, str]
+              test: list[dict], inputs: dict[str, str], metric_inputs: dict[str, str]
               ) -> tuple[Generation, PreviousScores] | None:
     """The earlier predictions and still-valid scores of this cell, when reusable: same
-    generation settings and same input checksums as the manifest ``old``."""
+    generation settings and same input checksums as the manifest ``old``; a metric's scores
+    stay valid while its options and files are unchanged."""
     if (cfg.force or old is None or old.get("generation_hash") != generation_hash(cfg)
             or old.get("inputs") != inputs):
         return None
@@ -120,7 +133,9 @@ def _previous(run_dir: Path, old: dict[str, Any] | None, cfg: DictConfig, datase
                      num_parameters=metrics.get("num_parameters"),
                      info={**old.get("generator", {}), "reused": True})
     old_hashes = old.get("score_hashes", {})
-    valid = {k for k, h in score_hashes(cfg).items() if old_hashes.get(k) == h}
+    changed = set(changed_metric_inputs(old, metric_inputs))
+    valid = {k for k, h in score_hashes(cfg).items()
+             if old_hashes.get(k) == h and k.split("/", 1)[1] not in changed}
     return gen, PreviousScores(table, metrics.get("metrics", {}), valid)
 
 
@@ -164,8 +179,10 @@ def run_cell(cfg: DictConfig) -> Path:
     test = dataset.test_subset(cfg.data.limit)
     cfg, tuned = finetune(cfg, dataset)  # finetune=lora: train (or reuse) the adapter first
     inputs = input_checksums(cfg, dataset, test)
+    metric_inputs = metric_input_checksums(cfg.tasks, cfg.metrics, cfg.cache_dir)
     old = _manifest(run_dir)
-    why = "force=true" if cfg.force else stale_reason(run_dir, old, chash, inputs)
+    why = "force=true" if cfg.force else stale_reason(run_dir, old, chash, inputs,
+                                                      metric_inputs)
     if why is None:
         log.info("%s: already finished (config %s, inputs unchanged), skipping; force=true "
                  "recomputes", label, chash)
@@ -173,7 +190,7 @@ def run_cell(cfg: DictConfig) -> Path:
     log.info("%s: computing (%s)", label, why)
     from pipeline.scoring.score import score_cell
 
-    reuse = _previous(run_dir, old, cfg, dataset, test, inputs)
+    reuse = _previous(run_dir, old, cfg, dataset, test, inputs, metric_inputs)
     if reuse:
         log.info("%s: predictions unchanged, reusing them", label)
         gen, previous = reuse
@@ -191,6 +208,7 @@ def run_cell(cfg: DictConfig) -> Path:
     manifest = {
         "config_hash": chash,
         "inputs": inputs,
+        "metric_inputs": metric_inputs,
         "generation_hash": generation_hash(cfg),
         "score_hashes": score_hashes(cfg),
         "config": resolved(cfg),

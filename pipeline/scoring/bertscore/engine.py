@@ -26,6 +26,7 @@ the candidate).  This matters for short candidates against long unrelated refere
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -41,6 +42,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from pipeline.core.errors import ConfigError
 from pipeline.core.io import file_sha256  # noqa: E402
+from pipeline.core.paths import bertscore_cache_dir  # noqa: E402
 from pipeline.scoring.bertscore.cache import EmbeddingCache  # noqa: E402
 from pipeline.scoring.bertscore.encoder import (  # noqa: E402
     DEFAULT_MODEL,
@@ -59,6 +61,11 @@ AGGREGATIONS = ("max", "mean")
 CacheMode = Literal["use", "refresh", "off"]
 CACHE_MODES: tuple[str, ...] = get_args(CacheMode)
 EPS = 1e-5  # slack on the [-1, 1] range of raw scores (float32 cosines)
+
+
+def _folder(cache_dir: str | Path | None) -> Path:
+    """The engine's cache folder: ``cache_dir``, by default ``<default cache>/bertscore``."""
+    return Path(cache_dir) if cache_dir is not None else bertscore_cache_dir(None)
 
 
 def find_baseline(model: str, lang: str) -> Path | None:
@@ -141,11 +148,7 @@ class BertScorer:
             if num_layers is None:
                 raise ConfigError(f"num_layers is required for encoder {model!r} (not in "
                                  "bert_score's model2layers table)")
-        if cache_dir is None:
-            from pipeline.core.paths import default_cache_dir
-
-            cache_dir = default_cache_dir() / "bertscore"
-        self.cache_dir = Path(cache_dir)
+        self.cache_dir = _folder(cache_dir)
         self.model_name, self.num_layers, self.idf = model, int(num_layers), bool(idf)
         self.rescale, self.dtype, self.ref_aggregation = bool(rescale), dtype, ref_aggregation
         self.lang, self.device = lang, device
@@ -281,7 +284,21 @@ class BertScorer:
                 "f1": out[:, 2].copy()}
 
 
-_SCORERS: dict[tuple, BertScorer] = {}
+def files_checksum(model: str = DEFAULT_MODEL, rescale: bool = False,
+                   baseline_path: str | None = None, lang: str = "en",
+                   cache_dir: str | Path | None = None) -> str:
+    """Checksum of the files the scores come from: the encoder's weight and tokenizer files
+    (memoised by file stat under ``<cache_dir>/checksums``, as the scorer does) and, when
+    rescaling, the baseline file."""
+    spec = resolve_model(model, memo_dir=_folder(cache_dir) / "checksums")
+    parts = [spec.stable_id, spec.tokenizer_id]
+    if rescale:
+        baseline = Path(baseline_path) if baseline_path else find_baseline(model, lang)
+        parts.append(file_sha256(baseline) if baseline and baseline.is_file() else "")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+
+
+_SCORERS: dict[tuple, tuple[str, BertScorer]] = {}
 
 
 def get_scorer(model: str = DEFAULT_MODEL, num_layers: int | None = None, idf: bool = False,
@@ -289,16 +306,18 @@ def get_scorer(model: str = DEFAULT_MODEL, num_layers: int | None = None, idf: b
                device: str = "cpu", dtype: str = "fp32", cache_dir: str | Path | None = None,
                ref_aggregation: str = "max", lang: str = "en",
                backend: str = "auto", cache: CacheMode = "use") -> BertScorer:
-    """A :class:`BertScorer` for these settings, built once per process.
+    """A :class:`BertScorer` for these settings, built once per process, and again when
+    the encoder's or the baseline's files changed (:func:`files_checksum`).
 
     ``cache``: ``use`` reads and writes the embedding cache, ``refresh`` recomputes every
     embedding and writes it, ``off`` neither reads nor writes.
     """
     key = (model, num_layers, bool(idf), bool(rescale), str(baseline_path or ""), batch_size,
            device, dtype, str(cache_dir or ""), ref_aggregation, lang, backend, cache)
-    scorer = _SCORERS.get(key)
-    if scorer is None:
-        scorer = _SCORERS[key] = BertScorer(
+    files = files_checksum(model, rescale, baseline_path, lang, cache_dir)
+    held = _SCORERS.get(key)
+    if held is None or held[0] != files:
+        held = _SCORERS[key] = (files, BertScorer(
             model, num_layers, idf, rescale, baseline_path, batch_size, device, dtype,
-            cache_dir, ref_aggregation, lang, backend=backend, cache=cache)
-    return scorer
+            cache_dir, ref_aggregation, lang, backend=backend, cache=cache))
+    return held[1]

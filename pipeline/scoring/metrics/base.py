@@ -33,7 +33,9 @@ class MetricSpec:
 
     ``outputs`` lists every output the metric can produce (with its direction);
     ``produces(options)``, when given, names those produced under a set of options
-    (default: all of them).
+    (default: all of them); ``inputs(options, cache_dir)``, when given, is a checksum of
+    the files the numbers depend on beyond the options (an encoder's weights, a module's
+    source), so a finished cell is re-scored when they change.
     """
 
     name: str
@@ -42,6 +44,7 @@ class MetricSpec:
     kinds: tuple[TaskKind, ...]
     description: str = ""
     produces: Callable[[Mapping[str, Any]], list[str]] | None = None
+    inputs: Callable[[Mapping[str, Any], str | None], str] | None = None
 
     def outputs_for(self, options: Mapping[str, Any]) -> dict[str, bool]:
         """The outputs (name -> higher_is_better) produced with these options."""
@@ -52,17 +55,19 @@ class MetricSpec:
 
 def register_metric(name: str, outputs: Mapping[str, bool], kinds: tuple[TaskKind, ...],
                     description: str = "",
-                    produces: Callable[[Mapping[str, Any]], list[str]] | None = None
+                    produces: Callable[[Mapping[str, Any]], list[str]] | None = None,
+                    inputs: Callable[[Mapping[str, Any], str | None], str] | None = None
                     ) -> Callable:
     """Register ``fn(task, predictions, references, **options) -> MetricResult``.
 
     ``outputs``: every output the metric may produce -> higher_is_better; ``produces``:
-    options -> the outputs produced with them (when options select among the outputs).
+    options -> the outputs produced with them (when options select among the outputs);
+    ``inputs``: (options, cache_dir) -> checksum of the files the numbers depend on.
     """
 
     def deco(fn: Callable[..., MetricResult]) -> Callable[..., MetricResult]:
         METRICS.register(name)(MetricSpec(name, fn, dict(outputs), kinds, description,
-                                          produces))
+                                          produces, inputs))
         return fn
 
     return deco

@@ -16,10 +16,12 @@ An output the module returns as one value per example is per-example; a single v
 corpus-level unless ``per_example`` asks for a call per example. Text references go to the
 module as strings when its ``references`` feature is a string and each example has one
 reference, else as lists. Modules load offline; hub names (``rouge``, ``bleu``) are refused.
+The module's files are checksummed: editing them re-scores the cells that used the metric.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Mapping
 from functools import cache
@@ -30,6 +32,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.core.errors import ConfigError
+from pipeline.core.io import file_sha256
 from pipeline.core.registry import METRICS
 from pipeline.core.tasks import Task
 from pipeline.scoring.metrics.base import MetricResult, register_metric
@@ -90,7 +93,28 @@ def register_evaluate_metrics(metrics_cfg: Mapping[str, Any]) -> None:
                               "(a built-in, or another evaluate block); choose another name")
         _DECLARED[name] = repr(block)
         register_metric(name, outputs=block["outputs"], kinds=tuple(block["kinds"]),
-                        description=f"evaluate module {block['module']}")(_metric(name))
+                        description=f"evaluate module {block['module']}",
+                        inputs=_module_checksum(name))(_metric(name))
+
+
+def _module_checksum(name: str) -> Callable[[Mapping[str, Any], str | None], str]:
+    """The ``inputs`` checksum of metric ``name``: sha256 over the relative names and bytes
+    of the module's files (every file of its folder but hidden ones and ``__pycache__``, or
+    the one ``.py`` file)."""
+
+    def checksum(options: Mapping[str, Any], cache_dir: str | None) -> str:
+        module = Path(str(check_block(name, options["evaluate"])["module"])).expanduser()
+        script = module_file(name, module)
+        root = module if module.is_dir() else script.parent
+        files = sorted(p for p in root.rglob("*") if p.is_file() and not any(
+            part.startswith(".") or part == "__pycache__"
+            for part in p.relative_to(root).parts)) if module.is_dir() else [script]
+        h = hashlib.sha256()
+        for path in files:
+            h.update(f"{path.relative_to(root)}:{file_sha256(path)};".encode())
+        return h.hexdigest()[:24]
+
+    return checksum
 
 
 def _metric(name: str) -> Callable[..., MetricResult]:
@@ -105,8 +129,9 @@ def _metric(name: str) -> Callable[..., MetricResult]:
 
 
 @cache
-def load_module(script: str) -> Any:
-    """``evaluate.load`` of a local module script, with the hub switched off."""
+def load_module(script: str, checksum: str) -> Any:
+    """``evaluate.load`` of a local module script, with the hub switched off; loaded again
+    when its files' ``checksum`` changed."""
     os.environ["HF_EVALUATE_OFFLINE"] = "1"
     os.environ["HF_DATASETS_OFFLINE"] = "1"
     import evaluate
@@ -124,7 +149,8 @@ def score_module(name: str, block: dict[str, Any], task: Task, predictions: list
                  references: list) -> MetricResult:
     """Run the module on the cell; per-example values where it gives them or where
     ``per_example`` asks for a call per example."""
-    module = load_module(str(module_file(name, block["module"]).resolve()))
+    module = load_module(str(module_file(name, block["module"]).resolve()),
+                         _module_checksum(name)({"evaluate": block}, None))
     if task.kind == "text" and _wants_strings(module):
         if any(len(r) != 1 for r in references):
             raise ConfigError(f"metrics.{name}: module {block['module']} takes one reference "

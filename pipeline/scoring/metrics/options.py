@@ -108,3 +108,17 @@ def validate_metrics(tasks: Mapping[str, Any], metrics_cfg: Mapping[str, Any]) -
             spec = get_metric(metric_name)
             check_applicable(task, spec)
             metric_options(spec, metrics_cfg.get(metric_name) or {})
+
+
+def metric_input_checksums(tasks: Mapping[str, Any], metrics_cfg: Mapping[str, Any],
+                           cache_dir: str | None) -> dict[str, str]:
+    """``{metric: checksum}`` of the files each metric the tasks use depends on beyond its
+    options (``MetricSpec.inputs``: an encoder's weights, an evaluate module's source)."""
+    register_evaluate_metrics(metrics_cfg)
+    sums: dict[str, str] = {}
+    for task_cfg in tasks.values():
+        for name in task_cfg["metrics"]:
+            spec = get_metric(name)
+            if spec.inputs is not None and name not in sums:
+                sums[name] = spec.inputs(_plain(metrics_cfg.get(name) or {}), cache_dir)
+    return sums
