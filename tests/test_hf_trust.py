@@ -161,6 +161,33 @@ def test_base_model_setting_overrides_the_adapters_own(run, ckpts, base_run, tmp
         (lora_run / "predictions.jsonl").read_bytes()
 
 
+def test_base_named_only_by_the_adapter_is_checksummed(compose_cfg, ckpts, tmp_path, caplog):
+    """A LoRA adapter whose base model comes from its own ``adapter_config.json`` (no
+    ``model.base_model``): new weights at that base path recompute the finished cell."""
+    base = Path(shutil.copytree(ckpts["llama"], tmp_path / "base"))
+    lora = save_lora(base, tmp_path / "lora")
+
+    def cell() -> Path:
+        return run_cell(compose_cfg(*SMALL, f"output_dir={tmp_path / 'out'}", "generator=hf",
+                                    "model=llama-3.2-1b", f"model.checkpoint={lora}",
+                                    f"data.limit={N_EXAMPLES}", TOKENS, *ONLY_ROUGE,
+                                    f"cache_dir={tmp_path / 'cache'}",
+                                    "generator.options.dtype=fp32"))
+
+    run_dir = cell()
+    assert set(read_json(run_dir / "manifest.json")["inputs"]) == {"test", "checkpoint",
+                                                                   "base_model"}
+    with caplog.at_level("INFO"):
+        cell()
+    assert "already finished" in caplog.text
+    shutil.copy(ckpts["other"] / "model.safetensors", base / "model.safetensors")
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        cell()
+    assert "computing (base model changed)" in caplog.text
+    assert _requests(run_dir) == {"computed": ALL, "reused": 0}
+
+
 def test_hub_id_and_revision_resolve_in_the_local_cache(run, ckpts, base_run, tmp_path,
                                                         monkeypatch):
     import huggingface_hub

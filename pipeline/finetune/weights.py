@@ -13,7 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from pipeline.core.errors import MissingModelError
+from pipeline.core.errors import ConfigError, MissingModelError
 from pipeline.core.io import atomic_write_text, file_sha256
 from pipeline.core.paths import generation_cache_dir
 from pipeline.finetune.prompts import Prompt
@@ -86,6 +86,10 @@ class Weights:
         return directory_checksum(self.path, generation_cache_dir(cfg.cache_dir) /
                                   "checksums.json")
 
+    def is_adapter(self) -> bool:
+        """True for a LoRA adapter directory (``adapter_config.json``)."""
+        return not self.gguf_file and (self.path / "adapter_config.json").exists()
+
     def has_tokenizer(self) -> bool:
         """True when the weights carry their own tokenizer."""
         return bool(self.gguf_file) or any((self.path / f).exists() for f in
@@ -104,6 +108,31 @@ def base_weights(cfg: DictConfig) -> Weights | None:
         return Weights(local_dir(str(cfg.model.base_model), cfg.model.revision,
                                  "model.base_model"))
     return None
+
+
+def cell_weights(cfg: DictConfig) -> tuple[Weights, Weights | None]:
+    """What an ``hf`` cell loads: ``(checkpoint, base model)``.
+
+    The checkpoint is ``model.checkpoint``, or the base model itself with ``train_size=0``.
+    The base model is ``model.gguf_file`` or ``model.base_model``, else for a LoRA adapter the
+    ``base_model_name_or_path`` its ``adapter_config.json`` names; None for a full checkpoint
+    without them.
+    """
+    base = base_weights(cfg)
+    if base is not None and int(cfg.train_size) == 0:
+        return base, base  # train_size=0: the base model itself
+    if not cfg.model.checkpoint:
+        raise MissingModelError(f"model {cfg.model.name!r} has no checkpoint: set "
+                                "model.checkpoint=<dir> (or model.gguf_file=<file>)")
+    ckpt = Weights(local_dir(str(cfg.model.checkpoint), cfg.model.revision, "model.checkpoint"))
+    if base is None and ckpt.is_adapter():
+        with open(ckpt.path / "adapter_config.json", encoding="utf-8") as fh:
+            name = json.load(fh).get("base_model_name_or_path")
+        if not name:
+            raise ConfigError(f"'{ckpt}' is a LoRA adapter without a base model: set "
+                              "model.base_model=<dir>")
+        base = Weights(local_dir(str(name), cfg.model.revision, "model.base_model"))
+    return ckpt, base
 
 
 def cpu_bf16_supported() -> bool:

@@ -19,7 +19,6 @@ log-likelihood (natural log) of the target and N its number of tokens.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass, field
@@ -28,18 +27,16 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from pipeline.core.errors import ConfigError, MissingModelError
+from pipeline.core.errors import ConfigError
 from pipeline.core.registry import GENERATORS
 from pipeline.core.tasks import get_task
 from pipeline.data.dataset import Dataset, as_reference_list
 from pipeline.finetune.prompts import Prompt
 from pipeline.finetune.weights import (
-    Weights,
-    base_weights,
+    cell_weights,
     cpu_bf16_supported,
     load_causal_lm,
     load_tokenizer,
-    local_dir,
     prompt_ids,
 )
 from pipeline.generators.base import Generation
@@ -84,23 +81,8 @@ class HFBackend:
     def __init__(self, cfg: DictConfig, opts: HFOptions) -> None:
         self.opts = opts
         self.device, self.dtype = _device_dtype(opts)
-        base = base_weights(cfg)
-        if base is not None and int(cfg.train_size) == 0:
-            ckpt = base  # train_size=0: the base model itself
-        elif cfg.model.checkpoint:
-            ckpt = Weights(local_dir(str(cfg.model.checkpoint), cfg.model.revision,
-                                     "model.checkpoint"))
-        else:
-            raise MissingModelError(f"model {cfg.model.name!r} has no checkpoint: set "
-                                    "model.checkpoint=<dir> (or model.gguf_file=<file>)")
-        adapter = not ckpt.gguf_file and (ckpt.path / "adapter_config.json").exists()
-        if adapter and base is None:
-            with open(ckpt.path / "adapter_config.json", encoding="utf-8") as fh:
-                name = json.load(fh).get("base_model_name_or_path")
-            if not name:
-                raise ConfigError(f"'{ckpt}' is a LoRA adapter without a base model: set "
-                                  "model.base_model=<dir>")
-            base = Weights(local_dir(str(name), cfg.model.revision, "model.base_model"))
+        ckpt, base = cell_weights(cfg)
+        adapter = ckpt.is_adapter()
         weights = base if adapter else ckpt
         self.info: dict[str, Any] = {
             "backend": "hf", "checkpoint": str(ckpt), "adapter": adapter,

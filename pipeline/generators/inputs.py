@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from pipeline.core.errors import MissingModelError
 from pipeline.core.io import file_sha256
 from pipeline.data.dataset import Dataset
-from pipeline.finetune.weights import Weights, base_weights, local_dir
+from pipeline.finetune.weights import cell_weights
 from pipeline.generators.auto import choose
 from pipeline.generators.gen_cache import digest
 from pipeline.generators.precomputed import find_predictions
@@ -25,17 +24,13 @@ INPUT_NAMES = {"test": "test data", "train": "training data",
 
 
 def weights_checksums(cfg: DictConfig) -> dict[str, str]:
-    """Checksums of the weights an ``hf`` cell loads: ``model.checkpoint`` (unless
-    ``train_size=0`` runs the base model itself) and the base model named by
-    ``model.base_model`` or ``model.gguf_file``; memoised by file stat under the cache."""
-    base = base_weights(cfg)
+    """Checksums of the weights an ``hf`` cell loads (:func:`cell_weights`): the checkpoint
+    (unless ``train_size=0`` runs the base model itself) and the base model, named by
+    ``model.base_model``, ``model.gguf_file`` or a LoRA adapter's own config; memoised by
+    file stat under the cache."""
+    ckpt, base = cell_weights(cfg)
     sums = {"base_model": base.checksum(cfg)} if base is not None else {}
-    if base is None or int(cfg.train_size) != 0:
-        if not cfg.model.checkpoint:
-            raise MissingModelError(f"model {cfg.model.name!r} has no checkpoint: set "
-                                    "model.checkpoint=<dir>")
-        ckpt = Weights(local_dir(str(cfg.model.checkpoint), cfg.model.revision,
-                                 "model.checkpoint"))
+    if ckpt is not base:
         sums["checkpoint"] = ckpt.checksum(cfg)
     return sums
 
