@@ -34,6 +34,13 @@ SHORT_AND_LONG = [  # short candidates against long unrelated references and the
 ]
 CANDS = [c for c, _ in SHORT_AND_LONG]
 REFS = [r for _, r in SHORT_AND_LONG]
+# pairs whose best cosines go negative (unrelated texts, one side a word or two), in an order
+# where which pairs share a chunk of 2 decides the floor at 0 on both sides
+CHUNK_EDGES = [SHORT_AND_LONG[1],
+               ("yes indeed", ["snow fell across the mountains overnight, closing several roads"]),
+               ("!!!", ["the orchestra performed three symphonies in the old concert hall"]),
+               ("the committee approved the budget after a long debate about school funding",
+                ["?"])]
 
 
 @pytest.fixture(scope="module")
@@ -45,15 +52,16 @@ def model_dir() -> str:
 
 @pytest.fixture(scope="module")
 def reference(model_dir: str):
-    """``reference(idf_sents, batch_size)``: bert_score's per-pair [P, R, F] of CANDS/REFS
-    flattened (one pair per reference, in order)."""
+    """``reference(idf_sents, batch_size, pairs=SHORT_AND_LONG)``: bert_score's per-pair
+    [P, R, F] of the pairs flattened (one pair per reference, in order)."""
     import bert_score
 
-    flat_c = [c for c, refs in SHORT_AND_LONG for _ in refs]
-    flat_r = [r for refs in REFS for r in refs]
     scorers: dict[tuple, bert_score.BERTScorer] = {}
 
-    def _score(idf_sents: list[str] | None, batch_size: int) -> np.ndarray:
+    def _score(idf_sents: list[str] | None, batch_size: int,
+               pairs: list = SHORT_AND_LONG) -> np.ndarray:
+        flat_c = [c for c, refs in pairs for _ in refs]
+        flat_r = [r for _, refs in pairs for r in refs]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             key = tuple(idf_sents or ())
@@ -67,8 +75,8 @@ def reference(model_dir: str):
     return _score
 
 
-def _per_candidate(pairs: np.ndarray, how: str) -> np.ndarray:
-    bounds = np.cumsum([0] + [len(r) for r in REFS])
+def _per_candidate(pairs: np.ndarray, how: str, refs: list = REFS) -> np.ndarray:
+    bounds = np.cumsum([0] + [len(r) for r in refs])
     agg = np.max if how == "max" else np.mean
     return np.stack([agg(pairs[a:b], axis=0) for a, b in zip(bounds[:-1], bounds[1:],
                                                              strict=True)])
@@ -93,6 +101,18 @@ def test_chunked_pairs_match_bert_score(reference, tmp_path: Path, batch_size: i
     np.testing.assert_allclose(_ours(scorer), _per_candidate(want, "max"), atol=1e-6, rtol=0)
     mean = get_scorer(batch_size=batch_size, cache_dir=tmp_path, ref_aggregation="mean")
     np.testing.assert_allclose(_ours(mean), _per_candidate(want, "mean"), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("batch_size", [2, 3])
+def test_chunk_padding_floor_at_chunk_edges_matches_bert_score(reference, tmp_path: Path,
+                                                               batch_size: int) -> None:
+    """Negative best cosines, floored at 0 only where a longer text shares the pair's chunk:
+    the chunk of each pair (its candidate's and its reference's side) must be bert_score's
+    (a window shifted by one pair differs by ~2e-3 here)."""
+    cands, refs = [c for c, _ in CHUNK_EDGES], [r for _, r in CHUNK_EDGES]
+    want = _per_candidate(reference(None, batch_size, CHUNK_EDGES), "max", refs)
+    got = _ours(get_scorer(batch_size=batch_size, cache_dir=tmp_path), cands, refs)
+    np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
 
 
 def test_idf_over_given_texts_matches_bert_score(reference, tmp_path: Path) -> None:
