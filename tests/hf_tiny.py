@@ -1,4 +1,5 @@
-"""Tiny random-initialised Llama / Qwen3 checkpoints with an offline word-level tokenizer."""
+"""Tiny random-initialised Llama / Qwen3 checkpoints with an offline word-level tokenizer, and
+a tiny random BERT encoder with MiniLM's tokenizer files."""
 
 from __future__ import annotations
 
@@ -78,4 +79,21 @@ def save_lora(base: Path, path: Path) -> Path:
     lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
                       init_lora_weights=False)
     get_peft_model(model, lora).save_pretrained(path)
+    return path
+
+
+def save_tiny_encoder(path: Path, seed: int) -> Path:
+    """A one-layer random BERT with MiniLM's tokenizer files, saved under ``path`` (written
+    again with ``seed``'s weights when it exists)."""
+    from transformers import BertConfig, BertModel
+
+    from pipeline.scoring.bertscore.encoder import DEFAULT_MODEL, resolve_model
+
+    source = resolve_model(DEFAULT_MODEL).model_dir
+    torch.manual_seed(seed)
+    BertModel(BertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=32), add_pooling_layer=False).save_pretrained(path)
+    for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json",
+                 "special_tokens_map.json"):
+        (path / name).write_bytes((source / name).read_bytes())
     return path

@@ -5,6 +5,7 @@ sizes, where bert_score's chunk-padding rule decides results."""
 from __future__ import annotations
 
 import hashlib
+import inspect
 import math
 import warnings
 from importlib.metadata import version
@@ -12,11 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hf_tiny import save_tiny_encoder
 
 from pipeline.core.errors import ConfigError
 from pipeline.scoring.bertscore import BertScorer, get_scorer
+from pipeline.scoring.bertscore.encoder import DEFAULT_MODEL
 from pipeline.scoring.bertscore.engine import (
     BASELINE_DIR,
+    files_checksum,
     find_baseline,
     greedy_prf,
     idf_dict,
@@ -337,3 +341,59 @@ def test_empty_text_warning_counts_the_pairs(tmp_path: Path) -> None:
                                 "text; their raw scores are 0 (as bert_score)")
     assert out["precision"][0] == out["recall"][0] == out["f1"][0] == 0.0
     assert out["f1"][1] > 0.5  # the tuple of references is scored too
+
+
+def test_device_dtype_and_batch_size_reach_the_encoder(tmp_path: Path) -> None:
+    """The device is honoured (ONNX on a CUDA device is refused), bf16 runs the torch BERT
+    and is cached as float16 (half the bytes), and the batch size, which decides bert_score's
+    chunks, defaults to bert_score's own."""
+    import bert_score
+
+    with pytest.raises(ConfigError, match="backend='onnx' needs device='cpu'"):
+        BertScorer(cache_dir=tmp_path, device="cuda:0", backend="onnx")
+    bf16 = BertScorer(cache_dir=tmp_path, dtype="bf16")
+    assert bf16.encoder.impl == "native-bert"
+    _ours(bf16, ["a cat"], [["a dog"]])
+    assert bf16.cache.get("a cat")[1].dtype == np.float16
+    default = inspect.signature(bert_score.score).parameters["batch_size"].default
+    assert BertScorer(cache_dir=tmp_path).encoder.batch_size == default
+
+
+def test_graph_and_weight_checksums_live_under_the_cache_dir(tmp_path: Path) -> None:
+    """The ONNX graph and the memoised weight checksums go under the scorer's ``cache_dir``
+    (so a shared cache skips re-hashing and re-exporting), beside the embeddings."""
+    _ours(BertScorer(cache_dir=tmp_path), ["a cat"], [["a dog"]])
+    assert any((tmp_path / "checksums").iterdir()) and any((tmp_path / "onnx").iterdir())
+
+
+def test_unknown_encoder_needs_num_layers(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^num_layers is required for encoder '.+' \(not "
+                                          r"in bert_score's model2layers table\)$"):
+        BertScorer(model=str(tmp_path), cache_dir=tmp_path)
+
+
+def test_files_checksum_covers_weights_tokenizer_and_baseline(tmp_path: Path) -> None:
+    """What BERTScore numbers depend on beyond the options (a finished cell is re-scored when
+    it changes): the weight files, each tokenizer file and, when rescaling, the baseline
+    file; memoised under ``<cache_dir>/checksums``; its defaults are ``get_scorer``'s."""
+    cache = tmp_path / "cache"
+    enc = str(save_tiny_encoder(tmp_path / "enc", seed=0))
+    first = files_checksum(enc, cache_dir=cache)
+    assert any((cache / "checksums").iterdir())
+    assert files_checksum(enc, cache_dir=cache) == first
+    save_tiny_encoder(tmp_path / "enc", seed=1)
+    second = files_checksum(enc, cache_dir=cache)
+    with open(tmp_path / "enc" / "vocab.txt", "a", encoding="utf-8") as fh:
+        fh.write("[unused-extra]\n")
+    third = files_checksum(enc, cache_dir=cache)
+    assert len({first, second, third}) == 3
+    baseline = tmp_path / "b.tsv"
+    baseline.write_text("LAYER\tP\tR\tF\n0\t0.1\t0.1\t0.1\n1\t0.2\t0.2\t0.2\n")
+    custom = files_checksum(enc, rescale=True, baseline_path=str(baseline), cache_dir=cache)
+    baseline.write_text("LAYER\tP\tR\tF\n0\t0.1\t0.1\t0.1\n1\t0.3\t0.3\t0.3\n")
+    assert files_checksum(enc, rescale=True, baseline_path=str(baseline),
+                          cache_dir=cache) not in (custom, third)
+    shipped = files_checksum(DEFAULT_MODEL, rescale=True, cache_dir=cache)
+    assert shipped != files_checksum(DEFAULT_MODEL, rescale=True, lang="xx", cache_dir=cache)
+    ours, theirs = (inspect.signature(f).parameters for f in (files_checksum, get_scorer))
+    assert all(p.default == theirs[name].default for name, p in ours.items())

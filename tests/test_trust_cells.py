@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from hf_tiny import save_tiny_encoder
 
 from pipeline.core.cli import exit_with_failures
 from pipeline.core.errors import ConfigError, StorageError, UserError
@@ -128,27 +129,10 @@ def test_stale_reason_names_what_changed(tmp_path):
         "no input checksums recorded"
 
 
-def _tiny_encoder(path: Path, seed: int) -> Path:
-    """A one-layer random BERT with MiniLM's tokenizer files, saved under ``path``."""
-    import torch
-    from transformers import BertConfig, BertModel
-
-    from pipeline.scoring.bertscore.encoder import DEFAULT_MODEL, resolve_model
-
-    source = resolve_model(DEFAULT_MODEL).model_dir
-    torch.manual_seed(seed)
-    BertModel(BertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=32), add_pooling_layer=False).save_pretrained(path)
-    for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json",
-                 "special_tokens_map.json"):
-        (path / name).write_bytes((source / name).read_bytes())
-    return path
-
-
 def test_replaced_encoder_weights_rescore_only_bertscore(small_cfg, tmp_path, caplog):
     """The encoder at the same path gets new weights: BERTScore is computed again (other
     metrics and the predictions are reused); an unchanged encoder skips the cell."""
-    encoder = _tiny_encoder(tmp_path / "encoder", seed=0)
+    encoder = save_tiny_encoder(tmp_path / "encoder", seed=0)
     args = ("model=demo-lead", "train_size=100", LIMIT, f"cache_dir={tmp_path / 'cache'}",
             f"metrics.bertscore.model={encoder}", "metrics.bertscore.num_layers=1")
     run_dir = run_cell(small_cfg(*args))
@@ -159,7 +143,7 @@ def test_replaced_encoder_weights_rescore_only_bertscore(small_cfg, tmp_path, ca
     with caplog.at_level("INFO"):
         run_cell(small_cfg(*args))
     assert "already finished" in caplog.text
-    _tiny_encoder(encoder, seed=1)  # same path, other weights
+    save_tiny_encoder(encoder, seed=1)  # same path, other weights
     caplog.clear()
     with caplog.at_level("INFO"):
         run_cell(small_cfg(*args))
