@@ -379,6 +379,7 @@ def test_files_checksum_covers_weights_tokenizer_and_baseline(tmp_path: Path) ->
     cache = tmp_path / "cache"
     enc = str(save_tiny_encoder(tmp_path / "enc", seed=0))
     first = files_checksum(enc, cache_dir=cache)
+    assert first == files_checksum(enc, rescale=False, cache_dir=cache)  # no baseline part
     assert any((cache / "checksums").iterdir())
     assert files_checksum(enc, cache_dir=cache) == first
     save_tiny_encoder(tmp_path / "enc", seed=1)
@@ -397,3 +398,23 @@ def test_files_checksum_covers_weights_tokenizer_and_baseline(tmp_path: Path) ->
     assert shipped != files_checksum(DEFAULT_MODEL, rescale=True, lang="xx", cache_dir=cache)
     ours, theirs = (inspect.signature(f).parameters for f in (files_checksum, get_scorer))
     assert all(p.default == theirs[name].default for name, p in ours.items())
+
+
+def test_get_scorer_follows_a_changed_baseline_and_writes_only_under_its_cache_dir(
+        tmp_path: Path, monkeypatch) -> None:
+    """The process-wide scorer is built again when its baseline file changed (new values at
+    the same path), and a scorer given a ``cache_dir`` writes nothing to the default cache."""
+    monkeypatch.setenv("PIPELINE_CACHE_DIR", str(tmp_path / "default"))
+    baseline = tmp_path / "b.tsv"
+
+    def write(value: float) -> None:
+        baseline.write_text("LAYER\tP\tR\tF\n" + "".join(f"{k}\t{value}\t{value}\t{value}\n"
+                                                        for k in range(7)))
+
+    write(0.1)
+    args = {"rescale": True, "baseline_path": str(baseline), "cache_dir": tmp_path / "c"}
+    first = get_scorer(**args)
+    assert get_scorer(**args) is first and first.baseline.tolist() == [0.1] * 3
+    write(0.2)
+    assert get_scorer(**args).baseline.tolist() == [0.2] * 3
+    assert not (tmp_path / "default").exists()
