@@ -25,15 +25,18 @@ def digest(*parts: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
-def directory_checksum(path: Path, memo_file: Path) -> str:
-    """sha256 over the relative names and contents of every file under ``path``.
+def directory_checksum(path: Path, memo_file: Path | None = None) -> str:
+    """sha256 over the relative names and contents of every file under ``path`` (hidden
+    files and ``__pycache__`` aside).
 
-    Hashing multi-GB weights takes a while, so results are memoised in ``memo_file`` by the
-    directory's (name, size, mtime) listing; a changed file is hashed again.
+    Hashing multi-GB weights takes a while, so results are memoised in ``memo_file`` (when
+    given) by the directory's (name, size, mtime) listing; a changed file is hashed again.
     """
     path = Path(path).resolve()
-    files = sorted(p for p in path.rglob("*") if p.is_file()
-                   and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    files = sorted(p for p in path.rglob("*") if p.is_file() and not any(
+        part.startswith(".") or part == "__pycache__" for part in p.relative_to(path).parts))
+    if memo_file is None:
+        return digest([(str(p.relative_to(path)), file_sha256(p)) for p in files])
     listing = digest([(str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns)
                        for p in files])
     memo: dict[str, dict[str, str]] = {}

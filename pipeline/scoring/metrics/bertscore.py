@@ -21,7 +21,6 @@ from typing import Any
 from pipeline.core.paths import bertscore_cache_dir
 from pipeline.core.tasks import Task
 from pipeline.scoring.bertscore import BertScorer, get_scorer
-from pipeline.scoring.bertscore.encoder import DEFAULT_MODEL
 from pipeline.scoring.bertscore.engine import files_checksum
 from pipeline.scoring.metrics.base import MetricResult, register_metric
 
@@ -36,9 +35,9 @@ def scorer_for(options: dict[str, Any], cache_dir: str | None = None) -> BertSco
 
 def input_files(options: Mapping[str, Any], cache_dir: str | None) -> str:
     """Checksum of the encoder's and the baseline's files these options score with."""
-    return files_checksum(options.get("model", DEFAULT_MODEL), bool(options.get("rescale")),
-                          options.get("baseline_path"), options.get("lang", "en"),
-                          bertscore_cache_dir(cache_dir))
+    named = {k: options[k] for k in ("model", "rescale", "baseline_path", "lang")
+             if k in options}
+    return files_checksum(**named, cache_dir=bertscore_cache_dir(cache_dir))
 
 
 @register_metric("bertscore", outputs={o: True for o in OUTPUTS}, kinds=("text",),

@@ -21,7 +21,6 @@ The module's files are checksummed: editing them re-scores the cells that used t
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Mapping
 from functools import cache
@@ -35,6 +34,7 @@ from pipeline.core.errors import ConfigError
 from pipeline.core.io import file_sha256
 from pipeline.core.registry import METRICS
 from pipeline.core.tasks import Task
+from pipeline.finetune.weights import directory_checksum
 from pipeline.scoring.metrics.base import MetricResult, register_metric
 
 KEYS = ("module", "outputs", "per_example", "kinds", "args")
@@ -98,21 +98,13 @@ def register_evaluate_metrics(metrics_cfg: Mapping[str, Any]) -> None:
 
 
 def _module_checksum(name: str) -> Callable[[Mapping[str, Any], str | None], str]:
-    """The ``inputs`` checksum of metric ``name``: sha256 over the relative names and bytes
-    of the module's files (every file of its folder but hidden ones and ``__pycache__``, or
-    the one ``.py`` file)."""
+    """The ``inputs`` checksum of metric ``name``: over the module folder's files
+    (:func:`~pipeline.finetune.weights.directory_checksum`), or of the one ``.py`` file."""
 
     def checksum(options: Mapping[str, Any], cache_dir: str | None) -> str:
         module = Path(str(check_block(name, options["evaluate"])["module"])).expanduser()
         script = module_file(name, module)
-        root = module if module.is_dir() else script.parent
-        files = sorted(p for p in root.rglob("*") if p.is_file() and not any(
-            part.startswith(".") or part == "__pycache__"
-            for part in p.relative_to(root).parts)) if module.is_dir() else [script]
-        h = hashlib.sha256()
-        for path in files:
-            h.update(f"{path.relative_to(root)}:{file_sha256(path)};".encode())
-        return h.hexdigest()[:24]
+        return directory_checksum(module) if module.is_dir() else file_sha256(script)[:24]
 
     return checksum
 
