@@ -16,6 +16,7 @@ from scipy import stats as sps
 
 from pipeline.aggregate.manifest_summary import provenance_lines
 from pipeline.aggregate.ranking import OVERALL, cell_label, order_best
+from pipeline.aggregate.significance import p_text
 from pipeline.core.io import atomic_write_text, to_markdown
 
 LIST_CAP = 10
@@ -29,13 +30,23 @@ def _signed(x: float) -> str:
     return "n/a" if pd.isna(x) else f"{x:+.4f}"
 
 
-def _pval(p: float) -> str:
-    return "n/a" if pd.isna(p) else ("<0.001" if p < 0.001 else f"{p:.3g}")
+def _pval(p: float, bound: bool = False) -> str:
+    """A p-value for a table cell: ``0.0312``, ``<0.001``, ``<=0.025`` (a bound), ``n/a``."""
+    if pd.isna(p):
+        return "n/a"
+    if bound:
+        return f"<={p:.3g}"
+    return "<0.001" if p < 0.001 else f"{p:.3g}"
 
 
-def _p(p: float) -> str:
-    text = _pval(p)
-    return f"p < {text[1:]}" if text.startswith("<") else f"p = {text}"
+def _p(p: float, bound: bool = False, n_perm: int | None = None) -> str:
+    """A p-value as printed (:func:`pipeline.aggregate.significance.p_text`)."""
+    return p_text(p, bound, n_perm)
+
+
+def _corr_p(p: float, n: int) -> str:
+    """A correlation's p-value, or why it has none (fewer than ``MIN_N_FOR_P`` points)."""
+    return f"n = {n}, too few points for a p-value" if pd.isna(p) else f"{_p(p)}, n = {n}"
 
 
 def _cell(row: pd.Series) -> str:
@@ -64,13 +75,15 @@ def _level(alpha: float) -> str:
     return f"{100 * (1 - alpha):g}%"
 
 
-def _verdict(p: float, alpha: float, diff: float = np.nan, min_effect: float = 0.0) -> str:
+def _verdict(p: float, alpha: float, diff: float = np.nan, min_effect: float = 0.0,
+             bound: bool = False, n_perm: int | None = None) -> str:
     """``significant, p = ...``; a significant difference below ``min_effect`` is negligible."""
     if pd.isna(p):
         return "untested (no per-example scores)"
+    text = _p(p, bound, n_perm)
     if p < alpha and pd.notna(diff) and abs(diff) < min_effect:
-        return f"significant but negligible (|difference| < min_effect {min_effect:g}), {_p(p)}"
-    return f"{'significant' if p < alpha else 'not significant'}, {_p(p)}"
+        return f"significant but negligible (|difference| < min_effect {min_effect:g}), {text}"
+    return f"{'significant' if p < alpha else 'not significant'}, {text}"
 
 
 def _has_tests(ranked: pd.DataFrame) -> bool:
@@ -84,7 +97,8 @@ def _untested(ranked: pd.DataFrame) -> list[str]:
     return [_cell(r) for _, r in rows.iterrows()] if _has_tests(ranked) else []
 
 
-def _overview(ranked: pd.DataFrame, n_examples: Sequence[int] | None) -> str:
+def _overview(ranked: pd.DataFrame, n_examples: Sequence[int] | None,
+              examples_note: str = "") -> str:
     families = sorted(ranked["family"].astype(str).unique())
     sizes = sorted(ranked["train_size"].unique())
     text = (f"This sweep has {len(ranked)} cells (model x training-set size): "
@@ -92,7 +106,9 @@ def _overview(ranked: pd.DataFrame, n_examples: Sequence[int] | None) -> str:
             f"famil{'y' if len(families) == 1 else 'ies'} ({_names(families)}) at "
             f"{len(sizes)} training-set size(s) ({_names([str(s) for s in sizes])}). "
             "Scores are means over the test examples; higher overall score is better.")
-    if n_examples:
+    if examples_note:
+        text += " " + examples_note
+    elif n_examples:
         lo, hi = min(n_examples), max(n_examples)
         text += (f" Each cell was scored on {lo} test examples." if lo == hi else
                  f" Cells were scored on {lo} to {hi} test examples.")
@@ -154,12 +170,17 @@ def _top_bottom(ranked: pd.DataFrame, significance: pd.DataFrame, alpha: float,
         test = first_pair["test"].iloc[0] if len(first_pair) else ""
         via = f" ({test} test)" if test else ""
         lead = best[OVERALL] - second[OVERALL]
-        lines.append(f"Its lead over {_cell(second)} is {_num(lead)}: "
-                     f"{_verdict(best['p_vs_next'], alpha, lead, min_effect)}{via}.")
+        verdict = _verdict(best["p_vs_next"], alpha, lead, min_effect,
+                           bool(best.get("p_vs_next_bound", False)), _n_perm(significance))
+        if np.isclose(lead, 0, rtol=0, atol=1e-12):
+            lines.append(f"It ties with {_cell(second)} (both {_num(best[OVERALL])}): "
+                         f"{verdict}{via}.")
+        else:
+            lines.append(f"Its lead over {_cell(second)} is {_num(lead)}: {verdict}{via}.")
         if _has_tests(ranked):
             group1 = scored[scored["rank_group"] == 1]
             lines.append(f"{len(group1)} of {len(scored)} cells share rank group 1, i.e. are "
-                         f"not significantly worse than the leader: "
+                         f"not significantly worse than the leader (Holm-adjusted): "
                          f"{_names([_cell(r) for _, r in group1.iterrows()])}.")
         if pd.notna(best["rank_low"]):
             lines.append(f"Across bootstrap resamples of the test examples the leader's rank "
@@ -173,17 +194,32 @@ def _top_bottom(ranked: pd.DataFrame, significance: pd.DataFrame, alpha: float,
     return to_markdown(table) + note + "\n\n" + _bullets(lines)
 
 
-def _pair_p(tables: Mapping[str, pd.DataFrame], a: str, b: str) -> float:
-    """The Holm-adjusted p-value of cells ``a`` and ``b`` (NaN when that pair was not tested)."""
+def _n_perm(frame: pd.DataFrame) -> int | None:
+    """The permutation count of a table's overall-score tests (None when it has none)."""
+    if "n_permutations" not in frame or frame.empty:
+        return None
+    rows = frame[frame["metric"] == OVERALL] if "metric" in frame else frame
+    counts = rows["n_permutations"][rows["n_permutations"] > 0]
+    return int(counts.iloc[0]) if len(counts) else None
+
+
+def _pair(tables: Mapping[str, pd.DataFrame], a: str, b: str) -> tuple[float, bool]:
+    """The Holm-adjusted p-value of cells ``a`` and ``b`` in the overall family and whether
+    it is a bound ((NaN, False) when that pair was not tested)."""
     long = tables.get("pairwise_tests")
-    if long is not None:
-        hit = long[((long["cell_a"] == a) & (long["cell_b"] == b))
-                   | ((long["cell_a"] == b) & (long["cell_b"] == a))]
-        return float(hit["p_value"].iloc[0]) if len(hit) else np.nan
-    mat = tables.get("pairwise_pvalues")
-    if mat is None or a not in set(mat["cell"]) or b not in mat.columns:
-        return np.nan
-    return float(mat.set_index("cell").loc[a, b])
+    if long is None:
+        return np.nan, False
+    hit = long[((long["cell_a"] == a) & (long["cell_b"] == b))
+               | ((long["cell_a"] == b) & (long["cell_b"] == a))]
+    if not len(hit):
+        return np.nan, False
+    return float(hit["p_value"].iloc[0]), bool(hit["p_bound"].iloc[0])
+
+
+def _pair_text(tables: Mapping[str, pd.DataFrame], a: str, b: str) -> str:
+    p, bound = _pair(tables, a, b)
+    return _p(p, bound, _n_perm(tables["pairwise_tests"]) if "pairwise_tests" in tables
+              else None)
 
 
 def _steps(rows: pd.DataFrame, tables: Mapping[str, pd.DataFrame], alpha: float,
@@ -199,9 +235,9 @@ def _steps(rows: pd.DataFrame, tables: Mapping[str, pd.DataFrame], alpha: float,
     parts, rates, drops = [], [], []
     for prev, cur in zip(rows.iloc[:-1].itertuples(), rows.iloc[1:].itertuples(), strict=True):
         d = cur.overall_score - prev.overall_score
-        p = (np.nan if pd.isna(alpha) else
-             _pair_p(tables, cell_label(model, prev.train_size), cell_label(model, cur.train_size)))
-        test = "" if pd.isna(p) else f", {_p(p)}"
+        a, b = cell_label(model, prev.train_size), cell_label(model, cur.train_size)
+        p = np.nan if pd.isna(alpha) else _pair(tables, a, b)[0]
+        test = "" if pd.isna(p) else f", {_pair_text(tables, a, b)}"
         parts.append(f"{prev.train_size} -> {cur.train_size} {_signed(d)}{test}")
         rates.append(1000 * d / (cur.train_size - prev.train_size))
         if d < 0 and abs(d) >= min_effect:
@@ -233,10 +269,11 @@ def _scaling_section(ranked: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
         if len(grp) < 2:
             continue
         first, last = grp.iloc[0], grp.iloc[-1]
-        p = _pair_p(tables, cell_label(model, first["train_size"]),
-                    cell_label(model, last["train_size"])) if pairwise is not None else np.nan
+        p, bound = (_pair(tables, cell_label(model, first["train_size"]),
+                          cell_label(model, last["train_size"])) if pairwise is not None
+                    else (np.nan, False))
         changes.append((model, first["train_size"], last["train_size"],
-                        last[OVERALL] - first[OVERALL], p))
+                        last[OVERALL] - first[OVERALL], p, bound))
     if not changes:
         return "No model was trained at more than one training-set size.\n\n" + _bullets(lines)
     up = [c for c in changes if c[3] > 0]
@@ -259,23 +296,23 @@ def _scaling_section(ranked: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
                     f"size the score rose for {len(up)}, fell for {len(down)} and was unchanged "
                     f"for {flat} of {m} models")
     if any(pd.notna(c[4]) for c in changes):
-        family = "the tested pairs" if "pairwise_tests" in tables else "all pairs"
         headline += (f"; {len(sig)} of these {m} changes are significant at alpha = {alpha} "
-                     f"(paired permutation test, Holm-adjusted over {family})")
+                     "(paired permutation test, Holm-adjusted over the ranking's family)")
     lines.append(headline + ".")
     ordered = sorted(changes, key=lambda c: (-c[3], c[0]))
     steps = tables["scaling"].dropna(subset=[OVERALL])
+    n_perm = _n_perm(tables["pairwise_tests"]) if "pairwise_tests" in tables else None
     lines += [f"{model}: {a} -> {b}: {_signed(d)}"
-              + ("" if pd.isna(p) else f" ({_verdict(p, alpha, d, min_effect)})")
+              + ("" if pd.isna(p) else f" ({_verdict(p, alpha, d, min_effect, bound, n_perm)})")
               + _steps(steps[steps["model"] == model], tables,
                        alpha if pairwise is not None else np.nan, min_effect)
-              for model, a, b, d, p in ordered]
+              for model, a, b, d, p, bound in ordered]
     corr = tables["factor_correlations"].set_index("factor")
     if "train_size" in corr.index and pd.notna(corr.loc["train_size", "spearman"]):
         r = corr.loc["train_size"]
         lines.append(f"Across all cells, Spearman correlation of training-set size with the "
-                     f"overall score: {_num(r['spearman'], 3)} ({_p(r['spearman_p'])}, "
-                     f"n = {r['n']}).")
+                     f"overall score: {_num(r['spearman'], 3)} "
+                     f"({_corr_p(r['spearman_p'], r['n'])}).")
     return to_markdown(summary) + "\n" + _bullets(lines)
 
 
@@ -319,7 +356,8 @@ def _task_section(tables: Mapping[str, pd.DataFrame], significance: pd.DataFrame
                                             strict=True)],
         "best value": [_num(v) for v in leaders["best_value"]],
         "lead over 2nd": [_num(first["difference"].get(m, np.nan)) for m in leaders["metric"]],
-        "lead p": [_pval(first["p_value"].get(m, np.nan)) for m in leaders["metric"]],
+        "lead p": [_pval(first["p_value"].get(m, np.nan), first["p_bound"].get(m, False))
+                   for m in leaders["metric"]],
         "worst": [f"{m}@{s}" for m, s in zip(leaders["worst_model"],
                                              leaders["worst_train_size"], strict=True)],
         "worst value": [_num(v) for v in leaders["worst_value"]],
@@ -327,13 +365,20 @@ def _task_section(tables: Mapping[str, pd.DataFrame], significance: pd.DataFrame
     lines = []
     tasks = leaders["metric"].str.split("_", n=1).str[0]
     for task, grp in leaders.groupby(tasks, sort=False):
-        best = grp["best_model"] + "@" + grp["best_train_size"].astype(str)
+        tied = grp["metric"].map(lambda m: bool(np.isclose(
+            first["difference"].get(m, np.nan), 0, rtol=0, atol=1e-12)))
+        led = grp[~tied.to_numpy()]
+        best = led["best_model"] + "@" + led["best_train_size"].astype(str)
         top = best.value_counts()
-        lead = top.index[0]
         sig = [m for m in grp["metric"]
                if pd.notna(first["p_value"].get(m, np.nan)) and first["p_value"][m] < alpha]
-        text = (f"**{task}**: {lead} leads {top.iloc[0]} of {len(grp)} metric(s)"
-                + ("" if top.iloc[0] == len(grp) else f" (leaders: {_names(list(best.unique()))})"))
+        if top.empty:
+            text = f"**{task}**: the top two cells tie on all {len(grp)} metric(s)"
+        else:
+            text = (f"**{task}**: {top.index[0]} leads {top.iloc[0]} of {len(grp)} metric(s)"
+                    + ("" if top.iloc[0] == len(led)
+                       else f" (leaders: {_names(list(best.unique()))})")
+                    + (f"; the top two cells tie on {int(tied.sum())}" if tied.any() else ""))
         tested = [m for m in grp["metric"] if pd.notna(first["p_value"].get(m, np.nan))]
         if tested:
             big = [m for m in sig if abs(first["difference"].get(m, np.nan)) >= min_effect]
@@ -363,7 +408,7 @@ def _efficiency_section(tables: Mapping[str, pd.DataFrame]) -> str:
     if "params_b" in corr.index and pd.notna(corr.loc["params_b", "spearman"]):
         r = corr.loc["params_b"]
         lines.append(f"Spearman correlation of parameter count with overall score across cells: "
-                     f"{_num(r['spearman'], 3)} ({_p(r['spearman_p'])}, n = {r['n']}).")
+                     f"{_num(r['spearman'], 3)} ({_corr_p(r['spearman_p'], r['n'])}).")
     shown = eff.head(LIST_CAP)
     note = "" if len(eff) <= LIST_CAP else f"\nTop {LIST_CAP} of {len(eff)} models shown.\n"
     return to_markdown(shown) + note + "\n" + _bullets(lines)
@@ -388,7 +433,11 @@ def _perplexity_section(ranked: pd.DataFrame, tables: Mapping[str, pd.DataFrame]
     if pd.isna(r["spearman"]):
         return (by_family + f"Perplexity is available but its correlation is undefined "
                 f"({r['note']}).")
-    stat = f"Spearman {_num(r['spearman'], 3)}, {_p(r['spearman_p'])}, n = {r['n']}"
+    stat = f"Spearman {_num(r['spearman'], 3)}, {_corr_p(r['spearman_p'], r['n'])}"
+    if pd.isna(r["spearman_p"]):
+        return by_family + (f"Across cells, Spearman {_num(r['spearman'], 3)} between "
+                            f"perplexity and the overall score ({stat}): too few cells to "
+                            "say more.")
     if r["spearman_p"] < alpha:
         trend = "lower" if r["spearman"] < 0 else "higher"
         return by_family + (f"Across cells, {trend} perplexity goes with a higher overall score "
@@ -467,29 +516,18 @@ def _caveats(ranked: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
                             & significance["p_value"].notna()]
     if len(adjacent):
         lines.append(f"{int((adjacent['p_value'] < alpha).sum())} of {len(adjacent)} adjacent "
-                     f"pairs in the overall ranking differ significantly (raw p < {alpha}, "
-                     "paired tests on shared examples).")
-    tested = significance["p_value"].notna()
-    if tested.any():
-        n_tests = int(tested.sum())
-        lines.append(f"The significance table holds {n_tests} uncorrected tests; at alpha = "
-                     f"{alpha} about {_num(n_tests * alpha, 1)} false positives are expected "
-                     "if no real differences existed.")
+                     f"pairs in the overall ranking differ significantly (Holm-adjusted "
+                     f"p < {alpha}, paired tests on shared examples).")
     pairwise = tables.get("pairwise_pvalues")
-    bounded = tables.get("pairwise_tests")
-    if bounded is not None:
-        lines.append(_bounded_pairs(bounded, len(pairwise), len(ranked), alpha))
-    elif pairwise is not None and len(pairwise) > 1:
-        p = pairwise.drop(columns="cell").to_numpy(dtype=float)
-        upper = p[np.triu_indices(len(p), 1)]
-        upper = upper[~np.isnan(upper)]
-        if len(upper):
-            lines.append(f"{int((upper < alpha).sum())} of {len(upper)} pairs of cells differ "
-                         f"significantly after Holm correction over all pairs.")
-    if _has_tests(ranked):
-        lines.append("Rank groups: walking down the ranking, a new group starts at the first "
-                     "cell significantly worse (raw paired p < alpha) than the current group's "
-                     "leader; cells in one group are not significantly different from it.")
+    tests = tables.get("pairwise_tests")
+    n_scored = len(scored)
+    if tests is not None and pairwise is not None and len(pairwise) < n_scored:
+        lines.append(_bounded_pairs(tests, len(pairwise), n_scored, alpha))
+    elif tests is not None and len(tests):
+        p = tests["p_value"].dropna()
+        if len(p):
+            lines.append(f"{int((p < alpha).sum())} of {len(p)} pairs of cells differ "
+                         "significantly after Holm correction over all pairs.")
     no_ci = [c[: -len("_ci_low")] for c in ranked.columns
              if c.endswith("_ci_low") and c != "overall_score_ci_low" and ranked[c].isna().all()]
     if no_ci and _has_tests(ranked):
@@ -509,51 +547,91 @@ def _bounded_pairs(tests: pd.DataFrame, top: int, k: int, alpha: float) -> str:
     p = tests["p_value"].dropna()
     return (f"Not every pair was tested: {len(tests)} of the {k * (k - 1) // 2} pairs of "
             f"{k} cells (bounded by aggregate.max_pairs): the leader against every cell, each "
-            f"cell against the next, each model's smallest against its largest training size, "
+            f"cell against the next, each model's consecutive training sizes, the pairs the "
+            f"rank groups need, "
             f"and every pair among the top {top} cells (tables/pairwise_tests.csv; the matrix "
             f"tables/pairwise_pvalues.csv holds those {top}). {int((p < alpha).sum())} of "
             f"{len(p)} tested pairs differ significantly after Holm correction over the tested "
             "pairs; the other pairs have no p-value.")
 
 
-def _recommendations(tables: Mapping[str, pd.DataFrame], tested: bool) -> str:
-    rec = tables["recommendations"]
+def _recommendation(tables: Mapping[str, pd.DataFrame], min_effect: float,
+                    alpha: float) -> str:
+    """The "Recommendation" section: the cell to ship, the rule, the runner-up."""
+    rec = tables["recommendations"].set_index("choice")
     if rec.empty:
         return "No recommendation: no cell has an overall score."
-    titles = {"best_overall": "Best overall", "best_score_per_billion": "Best score per parameter",
-              "smallest_within_margin": "Smallest model near the best",
-              "lowest_perplexity": "Lowest perplexity"}
-    best = rec[rec["choice"] == "best_overall"]
-    lead = cell_label(best["model"].iloc[0], best["train_size"].iloc[0]) if len(best) else None
-    lines = []
-    for r in rec.itertuples():
-        text = f"**{titles.get(r.choice, r.choice)}**: {r.model}@{r.train_size}. {r.reason}"
-        cell = cell_label(r.model, r.train_size)
-        if tested and lead is not None and cell != lead:
-            p = _pair_p(tables, lead, cell)
-            text += (f" Against the best cell {lead}: "
-                     + ("pair not tested." if pd.isna(p) else f"paired test {_p(p)} (Holm)."))
-        lines.append(text)
-    return _bullets(lines)
+    ship = rec.loc["ship"]
+    lines = [f"**Ship {cell_label(ship['model'], ship['train_size'])}**: {ship['reason']}"]
+    if "runner_up" in rec.index:
+        run = rec.loc["runner_up"]
+        lines.append(f"Runner-up: {cell_label(run['model'], run['train_size'])}. "
+                     f"{run['reason']}")
+    return (_bullets(lines) + "\n\n"
+            + RULE.format(min_effect=f"{min_effect:g}", one_sided=_level(alpha)))
+
+
+RULE = ("Rule: ship the cheapest cell (fewest parameters, then smallest training set) that is "
+        "shown to be no worse than the best cell by more than aggregate.min_effect = "
+        "{min_effect} in overall score: the one-sided {one_sided} upper bound of (best - "
+        "cell), from a paired bootstrap over the test examples, is below {min_effect}. If no "
+        "cheaper cell passes, ship the best cell. A cell that is merely not significantly "
+        "worse, with a wide interval, does not pass. tables/recommendations.csv holds the "
+        "same choice; efficiency ratios (tables/efficiency.csv) are context, not the rule.")
+
+
+POLICY = ("One significance policy for every view (model_comparison.csv rank groups and "
+          "p_vs_next, tables/significance.csv, tables/pairwise_tests.csv and "
+          "pairwise_pvalues.csv, the scaling steps above, the report and `pipeline.diff`): "
+          "a difference is significant when its paired test's p-value, Holm-adjusted over its "
+          "family, is below alpha = {alpha}. The overall score's family is every tested pair "
+          "of ranked cells; each metric's adjacent pairs are a family of their own. Tests are "
+          "paired sign-flip permutation tests on the shared test examples (McNemar for 0/1 "
+          "metrics) with at least 2 x family size / alpha permutations{n_perm}, so the "
+          "smallest attainable p-value never decides significance; a p-value at that floor is "
+          "an upper bound and printed as 'p <= ...'. Rank groups: walking down the ranking, a "
+          "new group starts at the first cell significantly worse than the current group's "
+          "leader; cells in group 1 are not significantly worse than the leader.")
+
+
+def _policy(alpha: float, tables: Mapping[str, pd.DataFrame]) -> str:
+    tests = tables.get("pairwise_tests")
+    n = _n_perm(tests) if tests is not None else None
+    return POLICY.format(alpha=f"{alpha:g}",
+                         n_perm=f" ({n:,} for the overall score here)" if n else "")
+
+
+def _left_out(excluded: pd.DataFrame | None) -> str | None:
+    if excluded is None or excluded.empty:
+        return None
+    lines = [f"{cell_label(r.model, r.train_size)} ({r.n_examples} examples, checksum "
+             f"{r.examples_checksum}): {r.reason}" for r in excluded.itertuples()]
+    return (f"{len(excluded)} finished cell(s) are not in this ranking or any table "
+            "(tables/excluded_cells.csv):\n\n" + _bullets(lines))
 
 
 def render_analysis(ranked: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
                     significance: pd.DataFrame, alpha: float = 0.05,
-                    n_examples: Sequence[int] | None = None, top_n: int = 5,
-                    min_effect: float = 0.0,
-                    provenance: Mapping[str, str] | None = None) -> str:
+                    top_n: int = 5, min_effect: float = 0.0,
+                    provenance: Mapping[str, str] | None = None,
+                    examples_note: str = "") -> str:
     """The text of ``analysis.md``.
 
     ``tables`` holds the frames of :mod:`pipeline.aggregate.tables` by name
     (``pairwise_pvalues``, ``pairwise_tests`` and ``human_correlations`` optional);
     ``significance`` is :func:`pipeline.aggregate.ranking.adjacent_significance`;
-    ``n_examples`` the per-cell test-set sizes; a significant difference smaller than
-    ``min_effect`` is called negligible; ``provenance`` is
-    :func:`pipeline.aggregate.manifest_summary.read_provenance` (None: no provenance section).
+    a significant difference smaller than ``min_effect`` is called negligible and it is the
+    recommendation's non-inferiority margin; ``provenance`` is
+    :func:`pipeline.aggregate.manifest_summary.read_provenance` (None: no provenance section);
+    ``examples_note`` says what the ranked cells were scored on
+    (:class:`pipeline.aggregate.comparable.Comparable`).
     """
     pairwise = tables.get("pairwise_pvalues") if _has_tests(ranked) else None
+    n_examples = [int(n) for n in ranked["n_examples"].dropna()] if "n_examples" in ranked else []
     sections = [
-        ("Overview", _overview(ranked, n_examples)),
+        ("Recommendation", _recommendation(tables, min_effect, alpha)),
+        ("Overview", _overview(ranked, n_examples, examples_note)),
+        ("Cells left out of the ranking", _left_out(tables.get("excluded_cells"))),
         ("Distribution of the overall score", _distribution(ranked)),
         ("Top and bottom cells", _top_bottom(ranked, significance, alpha, top_n, min_effect)),
         ("Effect of training data", _scaling_section(ranked, tables, pairwise, alpha,
@@ -568,8 +646,9 @@ def render_analysis(ranked: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
     if human is not None:
         sections.append(("Agreement with human judgments", _human_section(human)))
     sections += [("Statistical caveats", _caveats(ranked, tables, significance, alpha,
-                                                  n_examples)),
-                 ("Recommendations", _recommendations(tables, _has_tests(ranked)))]
+                                                  n_examples))]
+    if _has_tests(ranked):
+        sections.append(("How significance is decided", _policy(alpha, tables)))
     if provenance is not None:
         sections.append(("Provenance", _bullets(provenance_lines(provenance))))
     body = "\n\n".join(f"## {title}\n\n{text.strip()}" for title, text in sections if text)

@@ -1,9 +1,10 @@
 """What produced a sweep's numbers, read from the cells' ``manifest.json``.
 
-The BERTScore encoder, its layer, idf and rescaling, the package versions, the config hashes
-and the test-data checksums, summarised over cells: one value when every cell agrees, else
-the distinct values. Shown in the report's provenance box, ``analysis.md`` and pairwise
-``summary.json``: quality bands only mean something with the encoder named.
+The BERTScore encoder, its layer, idf and rescaling, the package versions, the config hashes,
+the test file's checksum and the checksum of the records each cell scored, summarised over
+cells: one value when every cell agrees, else the distinct values. Shown in the report's
+provenance box, ``analysis.md`` and pairwise ``summary.json``: quality bands only mean
+something with the encoder named.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ def cell_provenance(manifest: Mapping) -> dict[str, str]:
     data = manifest.get("dataset") or {}
     if isinstance(data, Mapping) and data.get("test"):
         out["test data checksum"] = f"{data.get('name', '?')}: {data['test']}"
+    scored = (manifest.get("inputs") or {}).get("test")
+    if scored:
+        n = data.get("n_scored", "?") if isinstance(data, Mapping) else "?"
+        out["scored examples"] = f"{n} examples, checksum {scored}"
     if manifest.get("git_commit"):
         out["git commit"] = str(manifest["git_commit"])
     return out

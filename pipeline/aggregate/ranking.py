@@ -8,15 +8,16 @@ Conventions (shared by every function here):
   used (or a per-example ``overall_score`` column when present).
 * Per-example frames are aligned on the union of their ``id`` values; a missing example is NaN
   and left out (pairwise) of every mean and paired test.
-* Paired tests: the sign-flip permutation test on continuous metrics, McNemar's test when the
-  per-example values of both cells are all 0/1. ``n_boot`` is also the number of permutations.
-* ``p_vs_next``, rank groups and the significance table use raw (unadjusted) p-values; the
-  all-pairs matrix of :func:`pairwise_matrix` is Holm-adjusted by default.
+* Paired tests: the sign-flip permutation test (the overall score, continuous metrics),
+  McNemar's test when a metric's per-example values of both cells are all 0/1; at least
+  ``n_boot`` permutations, more for large families.
+* One significance policy (:mod:`pipeline.aggregate.significance`): every p-value a view
+  shows is Holm-adjusted over its family; rank groups, ``p_vs_next``, the significance table
+  and the pairwise matrix read the same tests.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -24,10 +25,17 @@ import pandas as pd
 
 from pipeline.aggregate import stats
 from pipeline.aggregate.examples import Examples, PerExample
+from pipeline.aggregate.significance import (
+    FamilyTests,
+    at_floor,
+    family_tests,
+    holm,
+    n_permutations,
+)
 from pipeline.core.errors import ConfigError, UserError
 
 KEY_COLUMNS = ["model", "family", "params_b", "train_size"]
-NON_METRIC = {*KEY_COLUMNS, "perplexity", "overall_score"}
+NON_METRIC = {*KEY_COLUMNS, "n_examples", "perplexity", "overall_score"}
 OVERALL = "overall_score"
 
 
@@ -161,16 +169,43 @@ def _metric_cis(ordered: pd.DataFrame, per_example: PerExample, metrics: list[st
                         index=ordered.index)
 
 
+def overall_family(ordered: pd.DataFrame, x: np.ndarray, n_boot: int = 1000, seed: int = 0,
+                   alpha: float = 0.05, max_pairs: int | None = None) -> FamilyTests:
+    """The overall score's family of paired tests (:mod:`pipeline.aggregate.significance`) for
+    the cells of ``ordered`` (best first, unscored last) with per-example matrix ``x``: the
+    pairs of :func:`select_pairs` and each model's consecutive training sizes, among the
+    scored cells, plus the pairs the rank-group walk needs."""
+    scored = int(ordered[OVERALL].notna().sum())
+    sub = ordered.iloc[:scored]
+    left, right, _ = select_pairs(sub, max_pairs)
+    return family_tests(x[:, :scored], [*zip(left, right, strict=True), *scaling_pairs(sub)],
+                        n_boot, seed, alpha)
+
+
+def scaling_pairs(ordered: pd.DataFrame) -> list[tuple[int, int]]:
+    """Positions ``(i, j)``, ``i < j``, of each model's consecutive training sizes."""
+    pos = ordered.assign(_pos=np.arange(len(ordered))).sort_values(["model", "train_size"])
+    pairs = []
+    for _, grp in pos.groupby("model", sort=False):
+        at = grp["_pos"].to_numpy()
+        pairs += [(min(a, b), max(a, b)) for a, b in zip(at[:-1], at[1:], strict=True)]
+    return pairs
+
+
 def rank_cells(cells: pd.DataFrame, per_example: PerExample,
                higher_is_better: Mapping[str, bool], weights: Mapping[str, float],
                n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
-               examples: Examples | None = None) -> pd.DataFrame:
+               examples: Examples | None = None, family: FamilyTests | None = None,
+               max_pairs: int | None = None) -> pd.DataFrame:
     """The ranked ``model_comparison`` table, best first.
 
-    ``rank`` is 1-based (equal overall scores share the best rank; NaN scores have none),
-    ``rank_group`` follows :func:`pipeline.aggregate.stats.rank_groups` on raw pairwise p-values,
-    ``rank_low/high`` are bootstrap rank intervals (example ids resampled jointly across
-    cells), ``p_vs_next`` is the paired test of this row against the next one.
+    ``rank`` is 1-based (equal overall scores share the best rank; NaN scores have none);
+    ``rank_group`` and ``p_vs_next`` (the paired test of this row against the next one, with
+    ``p_vs_next_bound`` where that value is an upper bound) come from the overall score's
+    family of Holm-adjusted tests (:func:`overall_family`, passed in as ``family`` or
+    computed); ``rank_low/high`` are bootstrap rank intervals (example ids resampled jointly
+    across cells); ``n_examples`` counts each cell's per-example scores (a column already in
+    ``cells`` is kept where there are none).
     """
     ordered = sort_cells(cells, higher_is_better, weights)
     metrics = metric_columns(ordered, higher_is_better)
@@ -178,6 +213,7 @@ def rank_cells(cells: pd.DataFrame, per_example: PerExample,
     scored = ~np.isnan(scores)
     examples = examples or sweep_examples(per_example, higher_is_better, weights)
     x = examples.matrix(ordered, OVERALL)
+    family = family or overall_family(ordered, x, n_boot, seed, alpha, max_pairs)
 
     ci = np.full((len(ordered), 2), np.nan)
     tested = np.flatnonzero(~np.isnan(x).all(axis=0))
@@ -186,27 +222,41 @@ def rank_cells(cells: pd.DataFrame, per_example: PerExample,
                               strict=True):
         ci[j] = low[0], high[0]
     groups = np.full(len(ordered), np.nan)
-    groups[scored] = stats.rank_groups_of(x[:, scored], n_boot, seed, alpha)
+    groups[scored] = family.groups
     rank_low = np.full(len(ordered), np.nan)
     rank_high = rank_low.copy()
     if x.size:
         rank_low[scored], rank_high[scored] = stats.rank_intervals(
             x[:, scored], scores[scored], n_boot, seed, alpha)
     p_next = np.full(len(ordered), np.nan)
-    p_next[: max(scored.sum() - 1, 0)] = adjacent_tests(x[:, scored], n_boot, seed)[1]
+    p_bound = np.zeros(len(ordered), dtype=bool)
+    for j in range(max(int(scored.sum()) - 1, 0)):
+        p_next[j], p_bound[j] = family.p(j, j + 1)
 
     head = pd.DataFrame({
         "rank": pd.Series(scores).rank(method="min", ascending=False),
         "rank_group": groups,
     }).astype("Int64")
-    head = pd.concat([head, ordered[KEY_COLUMNS + [OVERALL]]], axis=1).assign(
+    head = pd.concat([head, ordered[KEY_COLUMNS]], axis=1).assign(
+        n_examples=_n_examples(ordered, per_example))
+    head = head.assign(**{OVERALL: ordered[OVERALL]}).assign(
         overall_score_ci_low=ci[:, 0], overall_score_ci_high=ci[:, 1],
         rank_low=pd.array(rank_low).astype("Int64"), rank_high=pd.array(rank_high).astype("Int64"),
-        p_vs_next=p_next)
+        p_vs_next=p_next, p_vs_next_bound=p_bound)
     cis = _metric_cis(ordered, per_example, metrics, n_boot, alpha, seed)
     body = [c for m in metrics for c in (m, f"{m}_ci_low", f"{m}_ci_high")]
     return pd.concat([head, ordered[metrics], cis, ordered[["perplexity"]]], axis=1)[
         list(head.columns) + body + ["perplexity"]]
+
+
+def _n_examples(ordered: pd.DataFrame, per_example: PerExample) -> pd.Series:
+    """Per cell: the number of its per-example scores, else its ``n_examples`` column."""
+    given = (ordered["n_examples"] if "n_examples" in ordered.columns
+             else pd.Series(np.nan, index=ordered.index))
+    counts = [len(per_example[key]) if key in per_example else given.iloc[i]
+              for i, key in enumerate(zip(ordered["model"], ordered["train_size"],
+                                          strict=True))]
+    return pd.Series(pd.array(counts, dtype="Int64"), index=ordered.index)
 
 
 def select_pairs(ordered: pd.DataFrame,
@@ -251,33 +301,29 @@ def select_pairs(ordered: pd.DataFrame,
 
 def pairwise_tests(cells: pd.DataFrame, per_example: PerExample,
                    higher_is_better: Mapping[str, bool], weights: Mapping[str, float],
-                   n_boot: int = 1000, seed: int = 0, adjust: str = "holm",
-                   alpha: float = 0.05, max_pairs: int | None = None,
-                   examples: Examples | None = None) -> tuple[pd.DataFrame, list[str]]:
-    """Paired permutation p-values of the overall score for the pairs of :func:`select_pairs`.
+                   n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
+                   max_pairs: int | None = None, examples: Examples | None = None,
+                   family: FamilyTests | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """The overall score's family of paired tests (:func:`overall_family`) as a long table.
 
-    ``adjust="holm"`` (default) Holm-corrects over the m tested pairs; so that a clear
-    difference can survive the correction, the number of permutations is raised to at least
-    ``2 * m / alpha`` (the smallest Monte-Carlo p-value is 1 / (permutations + 1)).
-    ``"none"`` gives raw p-values from ``n_boot`` permutations. Returns the long table
-    (``cell_a, cell_b, position_a, position_b, p_value``; positions are 1-based places in the
-    ranking, ``a`` above ``b``) and the labels of the top ``t`` cells of :func:`select_pairs`
-    (all cells when every pair was tested).
+    Columns ``cell_a, cell_b, position_a, position_b`` (1-based places in the ranking, ``a``
+    above ``b``), ``p_raw`` (sign-flip permutation test), ``p_value`` (Holm-adjusted over
+    the family: the value every view uses), ``p_bound`` (the value is an upper bound: the
+    test's resolution floor) and ``n_permutations``. Also returns the labels of the top ``t``
+    cells of :func:`select_pairs` (all scored cells when every pair was tested).
     """
-    if adjust not in ("holm", "none"):
-        raise ValueError(f"adjust must be 'holm' or 'none', got {adjust!r}")
     ordered = sort_cells(cells, higher_is_better, weights)
-    examples = examples or sweep_examples(per_example, higher_is_better, weights)
-    x = examples.matrix(ordered, OVERALL)
-    i, j, top = select_pairs(ordered, max_pairs)
-    n_perm = max(n_boot, math.ceil(2 * len(i) / alpha)) if adjust == "holm" else n_boot
-    p = stats.pair_pvalues(x, i, j, n_perm, seed)
-    if adjust == "holm":
-        p = stats.holm_adjust(p)
+    if family is None:
+        examples = examples or sweep_examples(per_example, higher_is_better, weights)
+        family = overall_family(ordered, examples.matrix(ordered, OVERALL), n_boot, seed,
+                                alpha, max_pairs)
+    top = select_pairs(ordered[ordered[OVERALL].notna()], max_pairs)[2]
     labels = np.array([cell_label(m, s) for m, s in zip(ordered["model"], ordered["train_size"],
                                                         strict=True)], dtype=object)
+    i, j = family.left, family.right
     table = pd.DataFrame({"cell_a": labels[i], "cell_b": labels[j], "position_a": i + 1,
-                          "position_b": j + 1, "p_value": p})
+                          "position_b": j + 1, "p_raw": family.raw, "p_value": family.adjusted,
+                          "p_bound": family.bound, "n_permutations": family.n_perm})
     return table, list(labels[:top])
 
 
@@ -295,29 +341,41 @@ def pvalue_matrix(tests: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
 
 def pairwise_matrix(cells: pd.DataFrame, per_example: PerExample,
                     higher_is_better: Mapping[str, bool], weights: Mapping[str, float],
-                    n_boot: int = 1000, seed: int = 0, adjust: str = "holm",
-                    alpha: float = 0.05, max_pairs: int | None = None) -> pd.DataFrame:
-    """All-vs-all p-values of the overall score in ranking order (:func:`pairwise_tests`).
+                    n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
+                    max_pairs: int | None = None) -> pd.DataFrame:
+    """All-vs-all Holm-adjusted p-values of the overall score in ranking order
+    (:func:`pairwise_tests`).
 
     With more than ``max_pairs`` pairs only the top ``t`` cells of :func:`select_pairs` are
-    in the matrix (their p-values still Holm-adjusted over every tested pair). First column
+    in the matrix (their p-values still Holm-adjusted over the whole family). First column
     ``cell`` names the row; the diagonal is empty.
     """
     tests, labels = pairwise_tests(cells, per_example, higher_is_better, weights, n_boot, seed,
-                                   adjust, alpha, max_pairs)
+                                   alpha, max_pairs)
     return pvalue_matrix(tests, labels)
+
+
+SIGNIFICANCE_COLUMNS = ["metric", "position", "better_model", "better_train_size",
+                        "worse_model", "worse_train_size", "better_value", "worse_value",
+                        "difference", "n_pairs", "test", "p_raw", "p_value", "p_bound",
+                        "n_permutations", "significant"]
 
 
 def adjacent_significance(cells: pd.DataFrame, per_example: PerExample,
                           higher_is_better: Mapping[str, bool], weights: Mapping[str, float],
                           n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
-                          examples: Examples | None = None) -> pd.DataFrame:
-    """For overall_score and each metric: paired test of every adjacent pair in its ranking.
+                          examples: Examples | None = None, family: FamilyTests | None = None,
+                          max_pairs: int | None = None) -> pd.DataFrame:
+    """For overall_score and each metric: the paired test of every adjacent pair in its ranking.
 
     The ranking of a metric respects its direction (ties by model, train_size; cells with no
     value are left out). ``difference`` = better_value - worse_value (negative for
-    lower-is-better metrics). ``test`` is ``mcnemar`` for 0/1 per-example values,
-    ``permutation`` otherwise, empty (NaN p) without per-example data. Raw p-values.
+    lower-is-better metrics). Overall-score rows are the overall family's tests
+    (:func:`overall_family`: permutation tests, Holm over that family). Each metric's
+    adjacent pairs form their own family: ``mcnemar`` for 0/1 per-example values,
+    ``permutation`` otherwise (with :func:`pipeline.aggregate.significance.n_permutations`
+    of the family's size), Holm-adjusted over the metric's tested pairs; empty test and NaN p
+    without per-example data. ``p_value`` is the adjusted value, ``p_raw`` the unadjusted one.
     """
     ordered = sort_cells(cells, higher_is_better, weights)
     examples = examples or sweep_examples(per_example, higher_is_better, weights)
@@ -328,21 +386,35 @@ def adjacent_significance(cells: pd.DataFrame, per_example: PerExample,
         if len(sub) < 2:
             continue
         x = examples.matrix(sub, metric)
-        tests, p = adjacent_tests(x, n_boot, seed)
+        pairs = ~(np.isnan(x[:, :-1]) | np.isnan(x[:, 1:]))
+        if metric == OVERALL:
+            if family is None:
+                family = overall_family(ordered, examples.matrix(ordered, OVERALL), n_boot,
+                                        seed, alpha, max_pairs)
+            found = [family.p(j, j + 1) for j in range(len(sub) - 1)]
+            rows = [family.index(j, j + 1) for j in range(len(sub) - 1)]
+            raw = np.array([np.nan if r is None else family.raw[r] for r in rows])
+            p = np.array([v for v, _ in found])
+            bound = np.array([b for _, b in found], dtype=bool)
+            tests = np.where(np.isnan(p), "", "permutation")
+            n_perm = family.n_perm
+        else:
+            n_perm = n_permutations(len(sub) - 1, n_boot, alpha)
+            tests, raw = adjacent_tests(x, n_perm, seed)
+            tests = np.array(tests, dtype=object)
+            perm = tests == "permutation"
+            p, bound = holm(raw, perm & at_floor(raw, n_perm))
         value, model, size = (sub[c].to_numpy() for c in (metric, "model", "train_size"))
         parts.append(pd.DataFrame({
             "metric": metric, "position": np.arange(1, len(sub)),
             "better_model": model[:-1], "better_train_size": size[:-1],
             "worse_model": model[1:], "worse_train_size": size[1:],
             "better_value": value[:-1], "worse_value": value[1:],
-            "difference": value[:-1] - value[1:],
-            "n_pairs": (~(np.isnan(x[:, :-1]) | np.isnan(x[:, 1:]))).sum(axis=0),
-            "test": tests, "p_value": p,
+            "difference": value[:-1] - value[1:], "n_pairs": pairs.sum(axis=0),
+            "test": tests, "p_raw": raw, "p_value": p, "p_bound": bound,
+            "n_permutations": np.where(np.asarray(tests) == "permutation", n_perm, 0),
             "significant": pd.array(np.where(np.isnan(p), None, p < alpha), dtype="boolean"),
         }))
-    cols = ["metric", "position", "better_model", "better_train_size", "worse_model",
-            "worse_train_size", "better_value", "worse_value", "difference", "n_pairs", "test",
-            "p_value", "significant"]
     if not parts:
-        return pd.DataFrame(columns=cols).astype({"significant": "boolean"})
-    return pd.concat(parts, ignore_index=True)[cols]
+        return pd.DataFrame(columns=SIGNIFICANCE_COLUMNS).astype({"significant": "boolean"})
+    return pd.concat(parts, ignore_index=True)[SIGNIFICANCE_COLUMNS]

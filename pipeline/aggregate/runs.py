@@ -6,6 +6,7 @@ running job) and folders whose files cannot be read are reported, never fatal.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,22 +21,34 @@ from pipeline.generators.predictions import HUMAN_PREFIX
 
 log = logging.getLogger(__name__)
 
-CELL_COLUMNS = ("model", "family", "params_b", "train_size", "perplexity")
+CELL_COLUMNS = ("model", "family", "params_b", "train_size", "n_examples", "perplexity")
 PerExample = dict[tuple[str, int], pd.DataFrame]
+
+
+@dataclass(frozen=True)
+class ScoredExamples:
+    """What a cell was scored on: the checksum of its scored test records (``inputs.test`` of
+    its manifest; of its example ids when a manifest predates it) and, per example id, the
+    checksum of that record (None when the manifest predates ``example_digests``)."""
+
+    checksum: str
+    digests: dict[str, str] | None
 
 
 @dataclass
 class SweepResults:
-    """Per-cell values, per-example scores, human judgments and the cells left out."""
+    """Per-cell values, per-example scores, what each cell was scored on, human judgments and
+    the cells left out."""
 
     cells: pd.DataFrame
     per_example: PerExample = field(default_factory=dict)
     human: pd.DataFrame | None = None
     problems: list[str] = field(default_factory=list)
+    scored: dict[tuple[str, int], ScoredExamples] = field(default_factory=dict)
 
 
 def _cell_row(metrics: dict) -> dict:
-    row = {k: metrics.get(k) for k in CELL_COLUMNS}
+    row = {k: metrics.get(k) for k in CELL_COLUMNS if k != "n_examples"}
     row["train_size"] = int(row["train_size"])
     for key in ("params_b", "perplexity"):
         row[key] = np.nan if row[key] is None else float(row[key])
@@ -55,7 +68,7 @@ def _human_rows(pred_path: Path, model: str, train_size: int) -> list[dict]:
 def load_runs(output_dir: str | Path) -> SweepResults:
     """Every finished cell under ``<output_dir>/runs``; unfinished ones go to ``problems``."""
     paths = OutputPaths(Path(output_dir))
-    rows, per_example, human, problems = [], {}, [], []
+    rows, per_example, human, problems, found = [], {}, [], [], {}
     for run_dir in run_dirs(paths):
         rel = run_dir.relative_to(paths.root)
         if not run_file(run_dir, "manifest").exists():
@@ -72,16 +85,30 @@ def load_runs(output_dir: str | Path) -> SweepResults:
                                 "folder?); move it there or re-run that cell")
                 continue
             scores = pd.read_parquet(run_file(run_dir, "scores"))
+            scored = _scored_examples(read_json(run_file(run_dir, "manifest")), scores)
             if metrics.get("human_fields"):
                 human.extend(_human_rows(run_file(run_dir, "predictions"), row["model"],
                                          row["train_size"]))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             problems.append(f"{rel}: unreadable ({exc})")
             continue
+        row["n_examples"] = len(scores)
         rows.append(row)
         per_example[(row["model"], row["train_size"])] = scores
+        found[(row["model"], row["train_size"])] = scored
     cells = pd.DataFrame(rows)
-    return SweepResults(cells, per_example, pd.DataFrame(human) if human else None, problems)
+    return SweepResults(cells, per_example, pd.DataFrame(human) if human else None, problems,
+                        found)
+
+
+def _scored_examples(manifest: dict, scores: pd.DataFrame) -> ScoredExamples:
+    """:class:`ScoredExamples` of a cell from its manifest (and its scores' ids)."""
+    checksum = (manifest.get("inputs") or {}).get("test")
+    if not checksum:
+        ids = "\n".join(sorted(scores["id"].astype(str)))
+        checksum = "ids:" + hashlib.sha256(ids.encode()).hexdigest()[:24]
+    digests = manifest.get("example_digests")
+    return ScoredExamples(str(checksum), dict(digests) if isinstance(digests, dict) else None)
 
 
 def load_table(path: str | Path) -> SweepResults:

@@ -68,12 +68,18 @@ def aggregate(cfg: DictConfig) -> dict[str, Path]:
         track_sweep(cfg)  # tracking=mlflow: update the sweep's runs
         return {"model_comparison": paths.comparison_csv, "analysis": paths.analysis_md,
                 **{p.stem: p for p in sorted(paths.tables.glob("*.csv"))}}
+    from pipeline.aggregate.comparable import comparable
     from pipeline.aggregate.publish import write_all  # heavy (pandas, scipy): after the check
     from pipeline.aggregate.runs import CELL_COLUMNS, load_runs, load_table
 
     results = load_table(cfg.input) if cfg.input else load_runs(paths.root)
     for problem in results.problems:
         log.warning("left out: %s", problem)
+    chosen = comparable(results, cfg.aggregate.examples)
+    results = chosen.results
+    for cell in chosen.excluded.itertuples():
+        log.warning("left out of the ranking: %s@%s (%d examples): %s", cell.model,
+                    cell.train_size, cell.n_examples, cell.reason)
     if results.cells.empty:
         raise ConfigError(f"no finished cells under {paths.runs}: run "
                           "`python -m pipeline.compare -m` first, or give input=<table.csv>")
@@ -86,10 +92,11 @@ def aggregate(cfg: DictConfig) -> dict[str, Path]:
     log.info("aggregating %d cells, %d metric columns", len(results.cells), len(metric_cols))
     agg = cfg.aggregate
     written = write_all(paths.root, results.cells, results.per_example, higher,
-                        usable_weights(cfg, results), human=results.human, margin=agg.margin,
+                        usable_weights(cfg, results), human=results.human,
                         n_boot=agg.n_boot, seed=agg.seed, alpha=agg.alpha,
                         max_pairs=agg.max_pairs, inputs=inputs,
-                        min_effect=agg.min_effect)
+                        min_effect=agg.min_effect, comparable=chosen,
+                        extrapolate_to=agg.extrapolate_to)
     _print_top(paths.comparison_csv)
     track_sweep(cfg)
     return written

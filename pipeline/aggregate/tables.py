@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from pipeline.aggregate import stats
 from pipeline.aggregate.human_stats import (
     METHODS,
     bootstrap_ci,
@@ -24,12 +25,14 @@ from pipeline.aggregate.human_stats import (
 from pipeline.aggregate.ranking import (
     OVERALL,
     PerExample,
+    cell_label,
     example_overall,
     metric_columns,
     order_best,
 )
 
 FACTORS = ["train_size", "params_b", "perplexity"]
+MIN_N_FOR_P = 5  # correlations on fewer points carry their n and no p-value
 
 
 def _has_values(frame: pd.DataFrame, col: str) -> bool:
@@ -150,7 +153,8 @@ def task_leaders(ranked: pd.DataFrame, higher_is_better: Mapping[str, bool]) -> 
 def correlate(x: pd.Series, y: pd.Series) -> dict[str, float | int | str]:
     """Pearson and Spearman (with p-values) on the rows where both are present.
 
-    NaN with a ``note`` when fewer than 3 pairs remain or either side is constant.
+    NaN with a ``note`` when fewer than 3 pairs remain or either side is constant; with fewer
+    than ``MIN_N_FOR_P`` pairs the coefficients come without p-values (noted).
     """
     both = pd.concat([x, y], axis=1).dropna().to_numpy(dtype=float)
     out: dict[str, float | int | str] = {
@@ -162,8 +166,11 @@ def correlate(x: pd.Series, y: pd.Series) -> dict[str, float | int | str]:
         out["note"] = "constant values"
     else:
         pr, sr = sps.pearsonr(both[:, 0], both[:, 1]), sps.spearmanr(both[:, 0], both[:, 1])
-        out.update(pearson=float(pr.statistic), pearson_p=float(pr.pvalue),
-                   spearman=float(sr.statistic), spearman_p=float(sr.pvalue))
+        out.update(pearson=float(pr.statistic), spearman=float(sr.statistic))
+        if len(both) < MIN_N_FOR_P:
+            out["note"] = f"n = {len(both)} < {MIN_N_FOR_P}: no p-value"
+        else:
+            out.update(pearson_p=float(pr.pvalue), spearman_p=float(sr.pvalue))
     return out
 
 
@@ -189,64 +196,138 @@ def metric_correlations(ranked: pd.DataFrame,
                                        "note"])
 
 
-def _fmt_params(p: float) -> str:
-    return f"{p:g}B parameters"
+RECOMMENDATION_COLUMNS = ["choice", "model", "train_size", "params_b", "n_examples", OVERALL,
+                          "gap_to_best", "gap_ci_low", "gap_ci_high", "gap_upper_one_sided",
+                          "non_inferior", "params_saved_b", "train_size_saved", "reason"]
 
 
-def recommendations(ranked: pd.DataFrame, margin: float = 0.01,
-                    alpha: float = 0.05) -> pd.DataFrame:
-    """Best overall, best score per parameter, smallest model within ``margin`` of the best,
-    lowest perplexity (when present); each with a reason computed from the data (``alpha`` is
-    the level of the CIs in ``ranked``, used for wording)."""
-    cols = ["choice", "model", "train_size", "criterion", "value", "reason"]
-    scored = order_best(ranked, OVERALL)
+def cost_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """Cheapest first: fewest parameters (unknown last), then smallest training set, then
+    higher score, then model name."""
+    return frame.assign(_neg=-frame[OVERALL].astype(float)).sort_values(
+        ["params_b", "train_size", "_neg", "model"], na_position="last").drop(columns="_neg")
+
+
+def gaps_to_best(x: np.ndarray, n_boot: int = 1000, seed: int = 0,
+                 alpha: float = 0.05) -> pd.DataFrame:
+    """Per column of ``x`` (per-example overall scores, column 0 = the best cell): the paired
+    bootstrap of ``mean(best - cell)`` over the examples both have: its two-sided ``1 - alpha``
+    percentile CI (``gap_ci_low/high``) and one-sided ``1 - alpha`` upper bound
+    (``gap_upper_one_sided``). NaN where a cell shares no example with the best."""
+    x = np.asarray(x, dtype=float)
+    d = x[:, :1] - x
+    means = stats.bootstrap_means(d, n_boot, seed)
+    empty = np.isnan(d).all(axis=0)
+    means[:, empty] = 0.0  # silence all-NaN warnings; overwritten below
+    low, high, upper = np.nanquantile(means, [alpha / 2, 1 - alpha / 2, 1 - alpha], axis=0)
+    out = pd.DataFrame({"gap_ci_low": low, "gap_ci_high": high, "gap_upper_one_sided": upper})
+    out[empty] = np.nan
+    return out
+
+
+def _params(p: float) -> str:
+    return "unknown size" if pd.isna(p) else f"{p:g}B parameters"
+
+
+def recommendations(ranked: pd.DataFrame, x: np.ndarray | None, min_effect: float,
+                    n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> pd.DataFrame:
+    """The cell to ship, by one documented rule, with its runner-up and the best cell.
+
+    Rule: the cheapest cell (:func:`cost_order`) shown **non-inferior** to the best cell: the
+    one-sided ``1 - alpha`` upper bound of ``best - cell`` (paired bootstrap over test
+    examples, :func:`gaps_to_best`) is below ``min_effect``. If no cell is (no per-example
+    scores, or ``min_effect`` 0), the best cell. Runner-up: the next non-inferior cell in cost
+    order, else the best-scoring cell other than the choice. ``x`` holds the per-example
+    overall scores of ``ranked``'s rows (its order, best first); None: none exist. Rows
+    ``ship``, ``runner_up`` and ``best_overall`` (columns ``RECOMMENDATION_COLUMNS``).
+    """
+    scored_rows = ranked[OVERALL].notna().to_numpy()
+    scored = ranked[scored_rows].reset_index(drop=True)
     if scored.empty:
-        return pd.DataFrame(columns=cols)
-    rows = []
+        return pd.DataFrame(columns=RECOMMENDATION_COLUMNS)
     best = scored.iloc[0]
-    n_top = int((ranked["rank_group"] == 1).sum()) if "rank_group" in ranked else 0
-    ci = ""
-    if pd.notna(best.get("overall_score_ci_low")):
-        ci = (f" ({100 * (1 - alpha):g}% CI {best['overall_score_ci_low']:.4f}-"
-              f"{best['overall_score_ci_high']:.4f})")
-    group = (f"; {n_top} of {len(ranked)} cells are in rank group 1 (not significantly worse)"
-             if n_top else "")
-    rows.append(["best_overall", best["model"], best["train_size"], OVERALL, best[OVERALL],
-                 f"Highest overall score {best[OVERALL]:.4f}{ci}{group}."])
+    gaps = (gaps_to_best(x[:, scored_rows], n_boot, seed, alpha) if x is not None and x.size
+            else pd.DataFrame(np.nan, index=scored.index,
+                              columns=["gap_ci_low", "gap_ci_high", "gap_upper_one_sided"]))
+    table = pd.concat([scored, gaps], axis=1).assign(
+        gap_to_best=best[OVERALL] - scored[OVERALL])
+    table["non_inferior"] = (table["gap_upper_one_sided"] < min_effect).fillna(False)
+    table.loc[0, "non_inferior"] = True  # the best cell is itself the benchmark
+    best = table.iloc[0]
+    ordered = cost_order(table)
+    passing = ordered[ordered["non_inferior"].astype(bool)]
+    ship = passing.iloc[0]
+    rest = passing.iloc[1:]
+    runner = (rest.iloc[0] if len(rest) else
+              next((r for _, r in table.iterrows() if r.name != ship.name), None))
+    tied = table[np.isclose(table[OVERALL].astype(float), best[OVERALL], rtol=0, atol=1e-12)]
+    tested = bool(table["gap_upper_one_sided"].iloc[1:].notna().any())
+    rows = [_recommendation("ship", ship, best, _ship_reason(ship, best, tied, tested,
+                                                             min_effect, alpha))]
+    if runner is not None:
+        rows.append(_recommendation("runner_up", runner, best, _runner_reason(
+            runner, ship, min_effect, alpha)))
+    ties = ", ".join(cell_label(r.model, r.train_size) for r in tied.iloc[1:].itertuples())
+    rows.append(_recommendation("best_overall", best, best, (
+        f"Highest overall score {best[OVERALL]:.4f}"
+        + (f", tied with {ties}" if ties else "") + ".")))
+    return pd.DataFrame(rows, columns=RECOMMENDATION_COLUMNS)
 
-    eff = efficiency(ranked).dropna(subset=["score_per_billion"])
-    if not eff.empty:
-        top = order_best(eff, "score_per_billion").iloc[0]
-        rows.append(["best_score_per_billion", top["model"], top["train_size"],
-                     "score_per_billion", top["score_per_billion"],
-                     f"Overall score {top[OVERALL]:.4f} with {_fmt_params(top['params_b'])} "
-                     f"at its largest train size {top['train_size']}: "
-                     f"{top['score_per_billion']:.4f} per billion parameters, the most of "
-                     f"{len(eff)} models with a known size."])
 
-    near = scored[(scored[OVERALL] >= best[OVERALL] - margin - 1e-12) & scored["params_b"].notna()]
-    if not near.empty:
-        small = near.assign(_neg=-near[OVERALL]).sort_values(
-            ["params_b", "_neg", "model", "train_size"]).iloc[0]
-        if small["model"] == best["model"] and small["train_size"] == best["train_size"]:
-            reason = (f"No smaller model scores within {margin:g} of the best; the best cell "
-                      f"({_fmt_params(small['params_b'])}) is itself the smallest such choice.")
-        else:
-            reason = (f"Smallest model ({_fmt_params(small['params_b'])}) scoring within "
-                      f"{margin:g} of the best: {small[OVERALL]:.4f} vs {best[OVERALL]:.4f} "
-                      f"(gap {best[OVERALL] - small[OVERALL]:.4f}).")
-        rows.append(["smallest_within_margin", small["model"], small["train_size"], "params_b",
-                     small["params_b"], reason])
+def _recommendation(choice: str, row: pd.Series, best: pd.Series, reason: str) -> dict:
+    return {"choice": choice, **{c: row.get(c, np.nan) for c in RECOMMENDATION_COLUMNS[1:-3]},
+            "params_saved_b": best["params_b"] - row["params_b"],
+            "train_size_saved": int(best["train_size"]) - int(row["train_size"]),
+            "reason": reason}
 
-    if _has_values(ranked, "perplexity"):
-        low = order_best(ranked, "perplexity", False).iloc[0]
-        rank = int(low["rank"]) if "rank" in low and pd.notna(low["rank"]) else None
-        where = f" (rank {rank} of {len(ranked)})" if rank else ""
-        rows.append(["lowest_perplexity", low["model"], low["train_size"], "perplexity",
-                     low["perplexity"],
-                     f"Lowest perplexity {low['perplexity']:.4f}; its overall score is "
-                     f"{low[OVERALL]:.4f}{where}."])
-    return pd.DataFrame(rows, columns=cols)
+
+def _gap(row: pd.Series, alpha: float) -> str:
+    text = f"{row['gap_to_best']:.4f} below the best"
+    if pd.notna(row["gap_ci_low"]):
+        text += (f" ({100 * (1 - alpha):g}% CI {row['gap_ci_low']:.4f} to "
+                 f"{row['gap_ci_high']:.4f}; one-sided upper bound "
+                 f"{row['gap_upper_one_sided']:.4f})")
+    return text
+
+
+def _ship_reason(ship: pd.Series, best: pd.Series, tied: pd.DataFrame, tested: bool,
+                 min_effect: float, alpha: float) -> str:
+    cell = cell_label(ship["model"], ship["train_size"])
+    lead = cell_label(best["model"], best["train_size"])
+    if cell != lead:
+        saved = [f"{best['params_b'] - ship['params_b']:g}B parameters"
+                 if pd.notna(best["params_b"]) and pd.notna(ship["params_b"])
+                 and best["params_b"] > ship["params_b"] else "",
+                 f"{int(best['train_size']) - int(ship['train_size'])} training examples"
+                 if best["train_size"] > ship["train_size"] else ""]
+        saves = " and ".join(s for s in saved if s) or "nothing measurable"
+        return (f"The cheapest cell shown to be no worse than the best ({lead}) by more than "
+                f"min_effect {min_effect:g}: overall {ship[OVERALL]:.4f}, {_gap(ship, alpha)}. "
+                f"It saves {saves} ({_params(ship['params_b'])}, train size "
+                f"{ship['train_size']}).")
+    if len(tied) > 1:
+        others = ", ".join(cell_label(r.model, r.train_size)
+                           for r in tied.iloc[1:].itertuples())
+        head = f"Ties for the best overall score ({ship[OVERALL]:.4f}) with {others}"
+    else:
+        head = f"The best overall score ({ship[OVERALL]:.4f})"
+    if not tested:
+        return (f"{head}. No cheaper cell could be tested for non-inferiority (no per-example "
+                "scores), so the best cell is recommended.")
+    return (f"{head}; no cheaper cell is shown to be within min_effect {min_effect:g} of it "
+            f"(one-sided {100 * (1 - alpha):g}% bound), so the best cell is recommended.")
+
+
+def _runner_reason(runner: pd.Series, ship: pd.Series, min_effect: float,
+                   alpha: float) -> str:
+    text = (f"Overall {runner[OVERALL]:.4f} ({_params(runner['params_b'])}, train size "
+            f"{runner['train_size']})")
+    if runner["gap_to_best"] > 0:
+        text += f", {_gap(runner, alpha)}"
+    verdict = ("non-inferior to the best (within min_effect " f"{min_effect:g})"
+               if runner["non_inferior"] else
+               "not shown to be within min_effect " f"{min_effect:g} of the best")
+    return f"{text}; {verdict}."
 
 
 HUMAN_COLUMNS = ["metric", "aspect", "level", "n", *METHODS, *(f"{m}_p" for m in METHODS),
@@ -298,12 +379,14 @@ def human_correlations(per_example: PerExample, cells: pd.DataFrame, human: pd.D
             for method in METHODS:
                 r, n = rowwise_corr(x[None, :], y[None, :], method)
                 row["system"].update({"n": int(n[0]), method: float(r[0]),
-                                      f"{method}_p": system_pvalue(x, y, method)})
+                                      f"{method}_p": system_pvalue(x, y, method)
+                                      if n[0] >= MIN_N_FOR_P else np.nan})
                 per_doc, _ = rowwise_corr(wide[metric], wide[aspect], method)
                 n_docs = int((~np.isnan(per_doc)).sum())
                 row["summary"].update({"n": n_docs,
                                        method: float(np.nanmean(per_doc)) if n_docs else np.nan,
-                                       f"{method}_p": summary_pvalue(per_doc)})
+                                       f"{method}_p": summary_pvalue(per_doc)
+                                       if n_docs >= MIN_N_FOR_P else np.nan})
                 ci = bootstrap_ci(wide[metric], wide[aspect], method, n_boot, seed, alpha)
                 for level, (low, high) in ci.items():
                     row[level].update({f"{method}_ci_low": low, f"{method}_ci_high": high})

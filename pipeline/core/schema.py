@@ -77,12 +77,17 @@ class AggregateConfig:
     n_boot: int = 1000
     alpha: float = 0.05
     seed: int = 0
-    margin: float = 0.01  # "within this much of the best" for the recommendation table
-    # smallest change (score units) called better/worse; smaller significant ones: negligible
+    # smallest change (score units) called better/worse; smaller significant ones: negligible.
+    # Also the recommendation's non-inferiority margin (a cell within it of the best may ship)
     min_effect: float = 0.005
     # all-pairs tests: at most this many pairs (Holm over the tested ones); above it: leader vs
     # every cell, each cell vs the next, each model's smallest vs largest size, top cells' pairs
     max_pairs: int = 3000
+    # cells scored on different examples: largest (rank the largest comparable group, leave
+    # the others out), common (rank all on their shared examples) or error (exit 2)
+    examples: str = "largest"
+    # learning curves predict each model's score at this train size (null: 2x its largest)
+    extrapolate_to: int | None = None
 
 
 @dataclass

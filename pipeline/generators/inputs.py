@@ -49,6 +49,13 @@ def train_digest(dataset: Dataset, n: int) -> str:
     return _TRAIN_DIGESTS[key]
 
 
+def example_digests(test: list[dict]) -> dict[str, str]:
+    """``{id: checksum}`` of every scored test record (its whole content: source text and
+    references), recorded per cell so the aggregate matches examples across cells by content,
+    not by id alone; ``digest(test)`` (``inputs.test``) checksums the same records as a set."""
+    return {str(rec["id"]): digest(rec)[:16] for rec in test}
+
+
 def input_checksums(cfg: DictConfig, dataset: Dataset, test: list[dict]) -> dict[str, str]:
     """``{input: checksum}`` of the content the cell's predictions and scores depend on
     (keys of :data:`INPUT_NAMES`, those that apply to the generator that will run)."""

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig
 
+from pipeline.aggregate.analysis import RULE
 from pipeline.aggregate.manifest_summary import provenance_lines, read_provenance
 from pipeline.aggregate.outputs import published
 from pipeline.aggregate.ranking import OVERALL, cell_label, example_overall, metric_columns
@@ -17,6 +18,7 @@ from pipeline.core.io import read_json, read_records
 from pipeline.core.paths import OutputPaths, run_file
 from pipeline.report import sweep_charts as sc
 from pipeline.report.bertscore_suite import bertscore_sections
+from pipeline.report.decision import excluded_section, recommendation_section
 from pipeline.report.errors_table import error_section, unparsable_section
 from pipeline.report.html import Section, export_images, write_report
 from pipeline.report.slices import resolve, slice_section
@@ -186,7 +188,12 @@ def build_report(cfg: DictConfig) -> Path:
     paths = OutputPaths(Path(cfg.output_dir))
     ranked = load_ranked(paths)
     finished = _finished(paths, ranked)
-    sections = [provenance_section(read_provenance(paths.root, finished)),
+    agg = cfg.aggregate
+    rule = RULE.format(min_effect=f"{agg.min_effect:g}", one_sided=f"{100 * (1 - agg.alpha):g}%")
+    decision = [recommendation_section(_optional_csv(paths.tables / "recommendations.csv"), rule),
+                excluded_section(_optional_csv(paths.tables / "excluded_cells.csv"))]
+    sections = [*(s for s in decision if s is not None),
+                provenance_section(read_provenance(paths.root, finished)),
                 *sweep_sections(cfg, paths, ranked)]
     chosen = cfg.report.model is not None
     if finished or chosen:

@@ -40,7 +40,7 @@ from pipeline.core.staging import recover, staged
 from pipeline.data import Dataset, load_dataset
 from pipeline.finetune import finetune
 from pipeline.generators import Generation
-from pipeline.generators.inputs import INPUT_NAMES, input_checksums
+from pipeline.generators.inputs import INPUT_NAMES, example_digests, input_checksums
 from pipeline.generators.predictions import (
     HUMAN_PREFIX,
     load_predictions,
@@ -215,6 +215,7 @@ def run_cell(cfg: DictConfig) -> Path:
         "model": cfg.model.name,
         "train_size": int(cfg.train_size),
         "dataset": {"name": dataset.name, **dataset.source, "n_scored": len(test)},
+        "example_digests": example_digests(test),
         "generator": {"name": cfg.generator.name, **gen.info},
         **({"finetune": tuned} if tuned else {}),
         "encoder": _encoder(cfg),
