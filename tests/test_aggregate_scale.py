@@ -111,21 +111,23 @@ def test_select_pairs_spends_no_slot_on_a_pair_already_chosen() -> None:
 
 def test_bounded_pvalues_equal_exact_tests_and_holm_over_tested_pairs() -> None:
     cells, per = _ranked_cells(k=7, n=8)
-    # 2**8 = 256 permutations enumerate every sign pattern, so p is exact
-    tests, labels = pairwise_tests(cells, per, HIB, W, n_boot=256, adjust="none", max_pairs=12)
-    assert len(tests) == 12 and len(labels) < 7
+    # 2**8 = 256 <= the family's permutations: every sign pattern is enumerated, p is exact
+    tests, labels = pairwise_tests(cells, per, HIB, W, n_boot=256, max_pairs=12)
+    # the 12 selected pairs, plus each model's consecutive sizes and the pairs the rank-group
+    # walk needs: one family
+    assert len(tests) >= 12 and len(labels) < 7
     x = {f"{m}@{s}": f["task_score"].to_numpy() for (m, s), f in per.items()}
     exact = [_exact_p(x[a], x[b]) for a, b in zip(tests["cell_a"], tests["cell_b"],
                                                   strict=True)]
-    np.testing.assert_allclose(tests["p_value"], exact, rtol=0, atol=1e-12)
-    holm, _ = pairwise_tests(cells, per, HIB, W, n_boot=256, max_pairs=12)
-    np.testing.assert_allclose(holm["p_value"], _holm(exact), rtol=0, atol=1e-12)
-    # the full matrix (no bound) has the same raw p-values for those pairs
-    full, all_labels = pairwise_tests(cells, per, HIB, W, n_boot=256, adjust="none")
+    np.testing.assert_allclose(tests["p_raw"], exact, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(tests["p_value"], _holm(exact), rtol=0, atol=1e-12)
+    assert not tests["p_bound"].any()  # exact p-values are not bounds
+    # the full family (no bound) has the same raw p-values for those pairs
+    full, all_labels = pairwise_tests(cells, per, HIB, W, n_boot=256)
     assert len(full) == 21 and len(all_labels) == 7
     merged = tests.merge(full, on=["cell_a", "cell_b"], suffixes=("", "_full"))
-    np.testing.assert_allclose(merged["p_value"], merged["p_value_full"], rtol=0, atol=1e-12)
-    matrix = pvalue_matrix(holm, labels)
+    np.testing.assert_allclose(merged["p_raw"], merged["p_raw_full"], rtol=0, atol=1e-12)
+    matrix = pvalue_matrix(tests, labels)
     assert list(matrix["cell"]) == labels and matrix.drop(columns="cell").notna().sum().sum() \
         == len(labels) * (len(labels) - 1)
 

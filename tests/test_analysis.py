@@ -80,14 +80,17 @@ def test_indistinguishable_leaders_are_not_significant(tmp_path: Path) -> None:
     text = _analysis(tmp_path, cells, per)
     ranked = pd.read_csv(tmp_path / "model_comparison.csv")
     assert list(ranked["rank_group"]) == [1, 1, 2]
-    assert "Its lead over b-2b@10 is 0.0000: not significant, p = 1 (" in text
+    assert "It ties with b-2b@10 (both 0.5798): not significant, p = 1 (" in text
+    # a tie is written as a tie, and the cheaper of the tied cells ships
+    assert "**Ship a-1b@10**: Ties for the best overall score (0.5798) with b-2b@10" in text
     assert "2 of 3 cells share rank group 1" in text
     assert "single training-set size (10), so the effect of training data cannot" in text
     assert "| train_size | n_cells |" not in text
 
 
 def test_numbers_come_from_tables_and_perplexity_section(tmp_path: Path) -> None:
-    cells, per = _sweep({"a-1b": {10: 0.3, 20: 0.5}, "b-9b": {10: 0.6, 20: 0.7}})
+    cells, per = _sweep({"a-1b": {10: 0.3, 20: 0.5, 30: 0.55},
+                         "b-9b": {10: 0.6, 20: 0.7, 30: 0.72}})
     text = _analysis(tmp_path, cells, per)
     ranked = pd.read_csv(tmp_path / "model_comparison.csv")
     best = ranked.iloc[0]
@@ -95,8 +98,14 @@ def test_numbers_come_from_tables_and_perplexity_section(tmp_path: Path) -> None
            f"{best['overall_score']:.4f}" in text
     assert "## Perplexity versus task score" in text
     assert "lower perplexity goes with a higher overall score" in text
-    rec = pd.read_csv(tmp_path / "tables" / "recommendations.csv")
-    assert "lowest_perplexity" in set(rec["choice"])
+    # the recommendation opens the analysis and is the same cell as the table's
+    rec = pd.read_csv(tmp_path / "tables" / "recommendations.csv").set_index("choice")
+    assert text.split("\n## ")[1].startswith("Recommendation")
+    assert f"**Ship {rec.loc['ship', 'model']}@{rec.loc['ship', 'train_size']}**" in text
+    # on 4 of these cells a correlation would carry no p-value
+    four = _analysis(tmp_path / "four", cells.iloc[[0, 1, 3, 4]],
+                     {k: v for k, v in per.items() if k[1] != 30})
+    assert "too few cells to say more" in four and "n = 4, too few points" in four
 
 
 def test_no_perplexity_no_section(tmp_path: Path) -> None:
@@ -125,7 +134,9 @@ def test_empty_per_example(tmp_path: Path) -> None:
     ranked = pd.read_csv(tmp_path / "model_comparison.csv")
     assert ranked["overall_score_ci_low"].isna().all() and ranked["p_vs_next"].isna().all()
     assert "significance tests are left out" in text
-    assert "significant" not in text.replace("significance tests", "")
+    body = text.split("## Overview")[1]  # the recommendation's rule names the test it needs
+    assert "significant" not in body.replace("significance tests", "")
+    assert "No cheaper cell could be tested for non-inferiority" in text
     sig = pd.read_csv(tmp_path / "tables" / "significance.csv")
     assert sig["p_value"].isna().all()
 

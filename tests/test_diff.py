@@ -70,7 +70,12 @@ def test_clear_shift_is_significant_and_no_change_is_not(small_cfg, tmp_path):
     changes, summary = _run(small_cfg, before, after)
     up = _row(changes, "m", 100, "summarization_rougeL")
     assert up["change"] == pytest.approx(0.1, abs=1e-9)
-    assert up["test"] == "permutation" and up["p_value"] < 0.01
+    assert up["test"] == "permutation" and up["p_raw"] < 0.01
+    # one family: Holm over the 14 tested (cell, metric) rows, 2 * 14 / alpha permutations;
+    # no permutation reached the observed shift, so the value is the floor's bound
+    assert summary["n_permutations"] == 560
+    assert up["p_raw"] == pytest.approx(1 / 561) and up["p_bound"]
+    assert up["p_value"] == pytest.approx(13 / 561)
     assert (up["significant"], up["verdict"]) == ("yes", "better")
     acc = _row(changes, "m", 100, "type_accuracy")
     assert acc["test"] == "mcnemar" and acc["p_value"] < 0.01 and acc["significant"] == "yes"

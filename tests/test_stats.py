@@ -10,7 +10,12 @@ import pytest
 from scipy import stats as sps
 
 from pipeline.aggregate import stats
-from pipeline.aggregate.ranking import adjacent_significance, pairwise_matrix, rank_cells
+from pipeline.aggregate.ranking import (
+    adjacent_significance,
+    pairwise_matrix,
+    pairwise_tests,
+    rank_cells,
+)
 
 
 def test_bootstrap_ci_covers_known_mean_about_95_percent() -> None:
@@ -134,15 +139,18 @@ def _cells(means: dict[str, float], n: int = 60, seed: int = 0):
 def test_rank_cells_columns_order_groups_and_cis() -> None:
     cells, per = _cells({"a": 0.6, "b": 0.6, "c": 0.3})
     ranked = rank_cells(cells, per, HIB, {"task_rouge": 1.0}, n_boot=200)
-    assert list(ranked.columns[:12]) == [
-        "rank", "rank_group", "model", "family", "params_b", "train_size", "overall_score",
-        "overall_score_ci_low", "overall_score_ci_high", "rank_low", "rank_high", "p_vs_next"]
-    assert list(ranked.columns[12:15]) == ["task_rouge", "task_rouge_ci_low",
+    assert list(ranked.columns[:14]) == [
+        "rank", "rank_group", "model", "family", "params_b", "train_size", "n_examples",
+        "overall_score", "overall_score_ci_low", "overall_score_ci_high", "rank_low",
+        "rank_high", "p_vs_next", "p_vs_next_bound"]
+    assert list(ranked.columns[14:17]) == ["task_rouge", "task_rouge_ci_low",
                                            "task_rouge_ci_high"]
     assert ranked.columns[-1] == "perplexity"
     assert list(ranked["model"].iloc[2:]) == ["c"]
     assert list(ranked["rank_group"]) == [1, 1, 2]
-    assert ranked["p_vs_next"].iloc[1] < 0.01 and np.isnan(ranked["p_vs_next"].iloc[2])
+    # b vs c: no permutation as extreme (200 of them): Holm over 3 pairs of the floor 1/201
+    assert ranked["p_vs_next"].iloc[1] <= 3 / 201 and ranked["p_vs_next_bound"].iloc[1]
+    assert np.isnan(ranked["p_vs_next"].iloc[2])
     assert (ranked["overall_score_ci_low"] <= ranked["overall_score"]).all()
     assert (ranked["overall_score"] <= ranked["overall_score_ci_high"]).all()
     assert ranked["rank_low"].iloc[2] == ranked["rank_high"].iloc[2] == 3
@@ -191,12 +199,13 @@ def test_adjacent_significance_picks_mcnemar_for_binary() -> None:
 def test_pairwise_matrix_symmetric_and_holm_not_below_raw() -> None:
     cells, per = _cells({"a": 0.6, "b": 0.55, "c": 0.3})
     holm = pairwise_matrix(cells, per, HIB, {"task_rouge": 1.0}, n_boot=100)
-    raw = pairwise_matrix(cells, per, HIB, {"task_rouge": 1.0}, n_boot=100, adjust="none")
-    h, r = holm.drop(columns="cell").to_numpy(), raw.drop(columns="cell").to_numpy()
+    tests, _ = pairwise_tests(cells, per, HIB, {"task_rouge": 1.0}, n_boot=100)
+    h = holm.drop(columns="cell").to_numpy()
     np.testing.assert_array_equal(h, h.T)
     assert np.isnan(np.diag(h)).all()
-    off = ~np.eye(3, dtype=bool)
-    assert (h[off] >= r[off]).all()
+    assert (tests["p_value"] >= tests["p_raw"]).all()
+    np.testing.assert_allclose(h[tests["position_a"] - 1, tests["position_b"] - 1],
+                               tests["p_value"], rtol=0)
     assert list(holm["cell"]) == ["a@10", "b@10", "c@10"]
 
 

@@ -116,28 +116,6 @@ def test_metric_correlations_long_format(ranked: pd.DataFrame) -> None:
         sps.spearmanr(ranked["task_acc"], ranked["task_err"]).statistic)
 
 
-def test_recommendations(ranked: pd.DataFrame) -> None:
-    rec = tb.recommendations(ranked, margin=0.11).set_index("choice")
-    assert list(rec.index) == ["best_overall", "best_score_per_billion",
-                               "smallest_within_margin", "lowest_perplexity"]
-    assert (rec.loc["best_overall", "model"], rec.loc["best_overall", "train_size"]) == (
-        "m-big", 100)
-    assert "4 of 6 cells are in rank group 1" in rec.loc["best_overall", "reason"]
-    assert rec.loc["best_score_per_billion", "model"] == "m-small"
-    # cells >= 0.70 - 0.11: m-big (10B), m-small@1000 (1B), n-mid@1000 (5B) -> m-small.
-    small = rec.loc["smallest_within_margin"]
-    assert (small["model"], small["train_size"], small["value"]) == ("m-small", 1000, 1.0)
-    assert "0.6000 vs 0.7000 (gap 0.1000)" in small["reason"]
-    assert rec.loc["lowest_perplexity", "value"] == 4.0
-
-
-def test_recommendations_margin_and_no_perplexity(ranked: pd.DataFrame) -> None:
-    rec = tb.recommendations(ranked.assign(perplexity=np.nan), margin=0.01).set_index("choice")
-    assert "lowest_perplexity" not in rec.index
-    assert rec.loc["smallest_within_margin", "model"] == "m-big"
-    assert "No smaller model" in rec.loc["smallest_within_margin", "reason"]
-
-
 def _human_inputs():
     rng = np.random.default_rng(3)
     per, human, cells = {}, [], []

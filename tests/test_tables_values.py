@@ -116,13 +116,13 @@ def test_task_leaders_skip_a_metric_without_values_and_keep_the_rest() -> None:
 
 # --- correlations -----------------------------------------------------------------------------
 
-def test_factor_correlations_with_p_values_at_exactly_three_points() -> None:
+def test_factor_correlations_at_three_points_carry_n_and_no_p_value() -> None:
     score = [0.2, 0.5, 0.4]
     ranked = _frame([("a", "F", 0.0, 10, score[0]), ("b", "F", 0.0, 20, score[1]),
                      ("c", "F", 0.0, 30, score[2])], perplexity=[NAN, 1.0, 2.0])
     pr, sr = sps.pearsonr([10, 20, 30], score), sps.spearmanr([10, 20, 30], score)
     _expect(tb.factor_correlations(ranked), [
-        ["train_size", 3, pr.statistic, pr.pvalue, sr.statistic, sr.pvalue, ""],
+        ["train_size", 3, pr.statistic, NAN, sr.statistic, NAN, "n = 3 < 5: no p-value"],
         ["params_b", 3, NAN, NAN, NAN, NAN, "constant values"],  # constant 0 < every score
         ["perplexity", 2, NAN, NAN, NAN, NAN, "n = 2 < 3"],
     ], ["factor", "n", "pearson", "pearson_p", "spearman", "spearman_p", "note"])
@@ -137,11 +137,11 @@ def test_correlate_undefined_cases_keep_every_key() -> None:
 
 
 def test_correlations_of_nullable_pandas_columns() -> None:
-    x = pd.Series([10, 20, 30, 40], dtype="Int64")
-    y = pd.Series([0.2, 0.5, pd.NA, 0.4], dtype="Float64")
-    pr = sps.pearsonr([10, 20, 40], [0.2, 0.5, 0.4])
+    x = pd.Series([10, 20, 30, 40, 50, 60], dtype="Int64")
+    y = pd.Series([0.2, 0.5, pd.NA, 0.4, 0.9, 0.7], dtype="Float64")
+    pr = sps.pearsonr([10, 20, 40, 50, 60], [0.2, 0.5, 0.4, 0.9, 0.7])
     got = tb.correlate(x, y)
-    assert got["n"] == 3 and got["note"] == ""
+    assert got["n"] == 5 and got["note"] == ""
     assert (got["pearson"], got["pearson_p"]) == pytest.approx((pr.statistic, pr.pvalue))
 
 
@@ -161,7 +161,7 @@ def test_metric_correlations_every_pair_with_notes() -> None:
     pr, sr = sps.pearsonr(ranked["m_a"], ranked["m_b"]), sps.spearmanr(ranked["m_a"],
                                                                         ranked["m_b"])
     _expect(tb.metric_correlations(ranked, hib), [
-        ["m_a", "m_b", pr.statistic, sr.statistic, 4, ""],
+        ["m_a", "m_b", pr.statistic, sr.statistic, 4, "n = 4 < 5: no p-value"],
         ["m_a", "m_c", NAN, NAN, 4, "constant values"],
         ["m_b", "m_c", NAN, NAN, 4, "constant values"],
     ], ["metric_a", "metric_b", "pearson", "spearman", "n", "note"])
@@ -169,58 +169,87 @@ def test_metric_correlations_every_pair_with_notes() -> None:
 
 # --- recommendations --------------------------------------------------------------------------
 
-REC_COLUMNS = ["choice", "model", "train_size", "criterion", "value", "reason"]
+N_EX = 20
+BASE = 0.6 + 0.01 * np.tile([-2.0, -1.0, 0.0, 1.0, 2.0], 4)
+WOBBLE = 0.05 * np.where(np.arange(N_EX) % 2 == 0, 1.0, -1.0)
 
 
-@pytest.fixture
-def cells() -> pd.DataFrame:
-    """Four cells; mid has no family (still a model with a known size)."""
-    return _frame([("big", "F", 8.0, 100, 0.70), ("mid2", "F", 2.0, 100, 0.65),
-                   ("mid", None, 2.0, 200, 0.60), ("tiny", "G", 0.5, 100, 0.50)],
-                  overall_score_ci_low=[0.65, 0.6, 0.55, 0.45],
-                  overall_score_ci_high=[0.75, 0.7, 0.66, 0.55],
-                  rank=[1, 2, 3, 4], rank_group=[1, 1, 2, 2], perplexity=[5.0, 4.0, 3.0, NAN])
+def _decision(cells: list[tuple], columns: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """A ranked frame (best first) of (model, params_b, train_size) with the per-example
+    overall scores ``columns`` (one column per cell, in that order) and their means."""
+    ranked = pd.DataFrame(cells, columns=["model", "params_b", "train_size"]).assign(
+        family="F", n_examples=N_EX, overall_score=columns.mean(axis=0))
+    return ranked, columns
 
 
-PER_BILLION = ("Overall score 0.5000 with 0.5B parameters at its largest train size 100: "
-               "1.0000 per billion parameters, the most of 4 models with a known size.")
+def _direct_upper(d: np.ndarray, n_boot: int, seed: int, q: float) -> float:
+    """The ``q`` quantile of bootstrap means of ``d``, resampled directly with numpy."""
+    idx = np.random.default_rng(seed).integers(0, len(d), size=(n_boot, len(d)))
+    return float(np.quantile(d[idx].mean(axis=1), q))
 
 
-def test_recommendations_reasons_word_for_word(cells: pd.DataFrame) -> None:
-    # 0.65 is exactly 0.05 below the best 0.70 (0.6499999999999999 in floats): within margin
-    _expect(tb.recommendations(cells, margin=0.05, alpha=0.1), [
-        ["best_overall", "big", 100, "overall_score", 0.70,
-         "Highest overall score 0.7000 (90% CI 0.6500-0.7500); 2 of 4 cells are in rank "
-         "group 1 (not significantly worse)."],
-        ["best_score_per_billion", "tiny", 100, "score_per_billion", 1.0, PER_BILLION],
-        ["smallest_within_margin", "mid2", 100, "params_b", 2.0,
-         "Smallest model (2B parameters) scoring within 0.05 of the best: 0.6500 vs 0.7000 "
-         "(gap 0.0500)."],
-        ["lowest_perplexity", "mid", 200, "perplexity", 3.0,
-         "Lowest perplexity 3.0000; its overall score is 0.6000 (rank 3 of 4)."],
-    ], REC_COLUMNS)
+def test_recommendation_non_inferiority_on_constructed_cells() -> None:
+    # big (8B) is best; wide (0.5B) trails by 0.001 on average but by -0.049..0.051 per
+    # example (a wide interval, not significantly worse); small (1B) trails by exactly 0.003
+    # on every example: its one-sided bound is 0.003 < min_effect 0.005, so it ships
+    ranked, x = _decision([("big", 8.0, 100), ("wide", 0.5, 100), ("small", 1.0, 100)],
+                          np.column_stack([BASE, BASE - 0.001 + WOBBLE, BASE - 0.003]))
+    rec = tb.recommendations(ranked, x, min_effect=0.005, n_boot=200, seed=1)
+    assert list(rec.columns) == tb.RECOMMENDATION_COLUMNS
+    assert list(rec["choice"]) == ["ship", "runner_up", "best_overall"]
+    assert list(rec["model"]) == ["small", "big", "big"]
+    ship = rec.iloc[0]
+    assert ship["gap_to_best"] == pytest.approx(0.003)
+    assert (ship["gap_ci_low"], ship["gap_ci_high"], ship["gap_upper_one_sided"]) == (
+        pytest.approx(0.003), pytest.approx(0.003), pytest.approx(0.003))
+    assert bool(ship["non_inferior"]) and ship["params_saved_b"] == 7.0
+    assert ship["train_size_saved"] == 0
+    assert ship["reason"].startswith(
+        "The cheapest cell shown to be no worse than the best (big@100) by more than "
+        "min_effect 0.005: overall 0.5970, 0.0030 below the best (95% CI 0.0030 to 0.0030; "
+        "one-sided upper bound 0.0030). It saves 7B parameters")
+    # wide: the bound is the 95th percentile of its bootstrap mean gap, well above 0.005
+    d = BASE - (BASE - 0.001 + WOBBLE)
+    gaps = tb.gaps_to_best(x, n_boot=200, seed=1)
+    assert gaps.loc[1, "gap_upper_one_sided"] == pytest.approx(_direct_upper(d, 200, 1, 0.95))
+    assert gaps.loc[1, "gap_ci_low"] < 0 < 0.005 < gaps.loc[1, "gap_upper_one_sided"]
+    # the runner-up is the next non-inferior cell in cost order: the best cell itself
+    assert rec.iloc[1]["gap_to_best"] == 0 and bool(rec.iloc[1]["non_inferior"])
 
 
-def test_recommendations_defaults_and_ties_on_size(cells: pd.DataFrame) -> None:
-    rec = tb.recommendations(cells).set_index("choice")  # margin 0.01, 95% intervals
-    assert rec.loc["best_overall", "reason"].startswith(
-        "Highest overall score 0.7000 (95% CI 0.6500-0.7500);")
-    assert rec.loc["smallest_within_margin", "reason"] == (
-        "No smaller model scores within 0.01 of the best; the best cell (8B parameters) is "
-        "itself the smallest such choice.")
-    # mid and mid2 are both 2B and within 0.1: the better-scoring one is recommended
-    rec = tb.recommendations(cells, margin=0.1).set_index("choice")
-    assert rec.loc["smallest_within_margin", "model"] == "mid2"
+def test_recommendation_falls_back_to_the_best_cell() -> None:
+    ranked, x = _decision([("big", 8.0, 100), ("wide", 0.5, 100), ("small", 1.0, 100)],
+                          np.column_stack([BASE, BASE - 0.001 + WOBBLE, BASE - 0.003]))
+    # min_effect 0.002: small's bound 0.003 is not below it; nothing cheaper passes
+    rec = tb.recommendations(ranked, x, min_effect=0.002, n_boot=200, seed=1)
+    assert list(rec["model"]) == ["big", "wide", "big"]
+    assert rec.iloc[0]["reason"] == (
+        "The best overall score (0.6000); no cheaper cell is shown to be within min_effect "
+        "0.002 of it (one-sided 95% bound), so the best cell is recommended.")
+    assert rec.iloc[1]["reason"].endswith("not shown to be within min_effect 0.002 of the best.")
+    # no per-example scores (a per-model table): the best cell, said so
+    table = tb.recommendations(ranked, None, min_effect=0.005)
+    assert table.iloc[0]["model"] == "big" and table["gap_ci_low"].isna().all()
+    assert "No cheaper cell could be tested for non-inferiority" in table.iloc[0]["reason"]
+    assert list(tb.recommendations(ranked.iloc[:0], None, 0.005).columns) == (
+        tb.RECOMMENDATION_COLUMNS)
 
 
-def test_recommendations_without_intervals_groups_or_ranks(cells: pd.DataFrame) -> None:
-    bare = cells.drop(columns=["overall_score_ci_low", "overall_score_ci_high", "rank",
-                               "rank_group"])
-    rec = tb.recommendations(bare, margin=0.05).set_index("choice")
-    assert rec.loc["best_overall", "reason"] == "Highest overall score 0.7000."
-    assert rec.loc["lowest_perplexity", "reason"] == (
-        "Lowest perplexity 3.0000; its overall score is 0.6000.")
-    _expect(tb.recommendations(cells.iloc[:0]), [], REC_COLUMNS)
+def test_recommendation_cost_order_and_ties() -> None:
+    # a and b tie for the best score; c (unknown size) is cheaper by train size only after
+    # every known size: known sizes come first
+    ranked, x = _decision([("a", 2.0, 200), ("b", 1.0, 200), ("c", NAN, 50)],
+                          np.column_stack([BASE, BASE, BASE]))
+    rec = tb.recommendations(ranked, x, min_effect=0.005, n_boot=50)
+    assert list(rec["model"]) == ["b", "a", "a"]  # b: 1B < 2B; then a; c: unknown size, last
+    assert rec.iloc[2]["reason"] == "Highest overall score 0.6000, tied with b@200, c@50."
+    order = tb.cost_order(ranked)
+    assert list(order["model"]) == ["b", "a", "c"]
+    # the best cell itself tied: the reason says tie, not lead
+    ranked, x = _decision([("a", 1.0, 200), ("b", 2.0, 200)], np.column_stack([BASE, BASE]))
+    rec = tb.recommendations(ranked, x, min_effect=0.005, n_boot=50)
+    assert rec.iloc[0]["model"] == "a"
+    assert rec.iloc[0]["reason"].startswith("Ties for the best overall score (0.6000) with b@200")
 
 
 # --- human correlations -----------------------------------------------------------------------
@@ -307,8 +336,11 @@ def test_human_correlations_values_p_values_and_intervals_by_direct_computation(
             keep = ~np.isnan(x)
             fn = {"pearson": sps.pearsonr, "spearman": sps.spearmanr,
                   "kendall": sps.kendalltau}[method]
-            assert system[f"{method}_p"] == pytest.approx(fn(x[keep], y[keep]).pvalue,
-                                                          rel=1e-9)
+            if keep.sum() < tb.MIN_N_FOR_P:  # too few systems: n, no p-value
+                assert np.isnan(system[f"{method}_p"])
+            else:
+                assert system[f"{method}_p"] == pytest.approx(fn(x[keep], y[keep]).pvalue,
+                                                              rel=1e-9)
             per_doc = np.array([_corr(m, a, method) for m, a in zip(wm, wa, strict=True)])
             per_doc = per_doc[~np.isnan(per_doc)]
             assert summary["n"] == len(per_doc)

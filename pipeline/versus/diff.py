@@ -4,17 +4,18 @@ python -m pipeline.diff before=outputs after=outputs-stem0 output_dir=outputs-st
 
 For every (model, train_size) cell finished in both sweeps and every metric: the mean before
 and after over the example ids both sides share, the change (after - before), a paired test
-on those ids (sign-flip permutation with ``aggregate.n_boot`` permutations, McNemar for 0/1
-metrics; as in :func:`pipeline.aggregate.ranking.adjacent_tests`), significance at
-``aggregate.alpha`` and, when each side has a ``model_comparison.csv``, the cell's rank
-before and after. A significant change smaller than ``aggregate.min_effect`` is called
-``negligible``, not better or worse. With ``diff.sweeps=[v1,v2,v3,...]`` (oldest first) the
-last two are compared and ``history.csv`` plus a chart track each cell's overall score
-across all of them. Corpus-level metrics (e.g. macro-F1) are compared on each side's own
-examples, untested. Cells whose manifests record different test-set checksums are flagged:
-their ids match but the examples behind them differ. Writes
-``<output_dir>/diff/changes.csv`` (+ ``.md``), ``summary.json`` and ``index.html``; cells
-and example ids present on one side only are listed there and on stdout.
+on those ids (sign-flip permutation, McNemar for 0/1 metrics; as in
+:func:`pipeline.aggregate.ranking.adjacent_tests`), significance at ``aggregate.alpha`` after
+Holm's correction over every tested (cell, metric) pair, with enough permutations for that
+family (the policy of :mod:`pipeline.aggregate.significance`) and, when each side has a
+``model_comparison.csv``, the cell's rank before and after. A significant change smaller than
+``aggregate.min_effect`` is called ``negligible``, not better or worse. With
+``diff.sweeps=[v1,v2,v3,...]`` (oldest first) the last two are compared and ``history.csv``
+plus a chart track each cell's overall score across all of them. Corpus-level metrics (e.g.
+macro-F1) are compared on each side's own examples, untested. Cells whose manifests record
+different test-set checksums are flagged: their ids match but the examples behind them differ.
+Writes ``<output_dir>/diff/changes.csv`` (+ ``.md``), ``summary.json`` and ``index.html``;
+cells and example ids present on one side only are listed there and on stdout.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from omegaconf import DictConfig
 
 from pipeline.aggregate.ranking import OVERALL, adjacent_tests, cell_label, example_overall
 from pipeline.aggregate.runs import SweepResults, load_runs
+from pipeline.aggregate.significance import at_floor, holm, n_permutations, p_text
 from pipeline.core.errors import ConfigError, InputError
 from pipeline.core.io import read_json, write_json, write_table
 from pipeline.core.paths import OutputPaths, run_file
@@ -109,19 +111,44 @@ def cell_rows(before: pd.DataFrame, after: pd.DataFrame, match: IdMatch,
     return rows
 
 
+def judge(change: float, p: float, higher: bool, alpha: float,
+          min_effect: float = 0.0) -> tuple[str, str]:
+    """``(significant, verdict)`` of one change: ``yes``/``no``/blank (untested), and
+    better/worse, ``negligible`` (significant but smaller than ``min_effect``), ``no
+    significant change`` or blank."""
+    if not np.isfinite(p):
+        return "", ""
+    if p >= alpha:
+        return "no", "no significant change"
+    return "yes", ("negligible" if abs(change) < min_effect
+                   else "better" if (change > 0) == higher else "worse")
+
+
 def _row(metric: str, before: float, after: float, test: str, p: float, higher: bool,
          alpha: float, n: int | None, min_effect: float = 0.0) -> dict:
-    """One row of ``changes.csv``; a significant change smaller than ``min_effect`` is
-    ``negligible``, neither better nor worse."""
+    """One row of ``changes.csv`` (raw p; :func:`adjust` applies the family's correction)."""
     change = after - before
-    significant = bool(p < alpha) if np.isfinite(p) else None
-    verdict = ("" if significant is None else "no significant change" if not significant
-               else "negligible" if abs(change) < min_effect
-               else "better" if (change > 0) == higher else "worse")
+    significant, verdict = judge(change, p, higher, alpha, min_effect)
     return {"metric": metric, "before": before, "after": after, "change": change,
-            "test": test, "p_value": p,
-            "significant": "" if significant is None else "yes" if significant else "no",
+            "test": test, "p_value": p, "significant": significant,
             "verdict": verdict, "n_examples": n}
+
+
+def adjust(changes: pd.DataFrame, higher: Mapping[str, bool], alpha: float, n_perm: int,
+           min_effect: float = 0.0) -> pd.DataFrame:
+    """Holm over every tested row of ``changes`` (one family): ``p_raw`` keeps the test's
+    value, ``p_value`` becomes the adjusted one (``p_bound``: an upper bound at the
+    permutation floor), and significance and verdicts follow the adjusted value."""
+    raw = changes["p_value"].to_numpy(dtype=float)
+    perm = (changes["test"] == "permutation").to_numpy()
+    p, bound = holm(raw, perm & at_floor(raw, n_perm))
+    judged = [judge(c, q, higher[m], alpha, min_effect) for c, q, m in
+              zip(changes["change"], p, changes["metric"], strict=True)]
+    out = changes.assign(p_raw=raw, p_value=p, p_bound=bound,
+                         significant=[j[0] for j in judged], verdict=[j[1] for j in judged])
+    cols = list(changes.columns)
+    at = cols.index("p_value")
+    return out[cols[:at] + ["p_raw", "p_value", "p_bound"] + cols[at + 1:]]
 
 
 def corpus_rows(before: pd.Series, after: pd.Series, tested: set[str],
@@ -159,15 +186,19 @@ def diff(cfg: DictConfig) -> Path:
                                      f"{before.root}")
     agg, higher = cfg.aggregate, {**directions(cfg.tasks, cfg.metrics), OVERALL: True}
     weights = {k: float(v) for k, v in agg.weights.items()}
-    rows, ids = [], {}
+    rows, ids, frames = [], {}, {}
     for cell in shared:
         fb = _with_overall(before.results.per_example[cell], weights)
         fa = _with_overall(after.results.per_example[cell], weights)
         match = match_ids(fb["id"].astype(str), fa["id"].astype(str))
         ids[cell_label(*cell)] = match
-        if not match.shared:
-            continue
-        found = cell_rows(fb, fa, match, higher, int(agg.n_boot), int(agg.seed),
+        if match.shared:
+            frames[cell] = fb, fa, match
+    family = sum(len([c for c in fb.columns if c in fa.columns and c in higher])
+                 for fb, fa, _ in frames.values())
+    n_perm = n_permutations(family, int(agg.n_boot), float(agg.alpha))
+    for cell, (fb, fa, match) in frames.items():
+        found = cell_rows(fb, fa, match, higher, n_perm, int(agg.seed),
                           float(agg.alpha), float(agg.min_effect))
         found += corpus_rows(_cell(before, cell), _cell(after, cell),
                              {r["metric"] for r in found}, higher)
@@ -177,11 +208,12 @@ def diff(cfg: DictConfig) -> Path:
     if not rows:
         raise InputError(after.root, f"no example id in common with {before.root} in any "
                                      "shared cell", field="id")
-    changes = pd.DataFrame(rows)
+    changes = adjust(pd.DataFrame(rows), higher, float(agg.alpha), n_perm,
+                     float(agg.min_effect))
     for col in ("n_examples", "rank_before", "rank_after"):  # whole numbers, blank if none
         changes[col] = pd.Series([None if pd.isna(v) else int(v) for v in changes[col]],
                                  dtype=object)
-    summary = _summary(cfg, before, after, shared, ids, changes)
+    summary = _summary(cfg, before, after, shared, ids, changes, n_perm)
     out = OutputPaths(Path(cfg.output_dir)).diff_dir
     history = None
     if len(sweeps) > 2:
@@ -201,12 +233,13 @@ def _cell(sweep: Sweep, cell: Cell) -> pd.Series:
 
 
 def _summary(cfg: DictConfig, before: Sweep, after: Sweep, shared: list[Cell],
-             ids: dict[str, IdMatch], changes: pd.DataFrame) -> dict:
+             ids: dict[str, IdMatch], changes: pd.DataFrame, n_perm: int) -> dict:
     sig = changes[changes["significant"] == "yes"].sort_values("p_value", kind="stable")
     negligible = int((sig["verdict"] == "negligible").sum())
     return {
         "before": str(before.root), "after": str(after.root),
-        "alpha": float(cfg.aggregate.alpha), "n_permutations": int(cfg.aggregate.n_boot),
+        "alpha": float(cfg.aggregate.alpha), "n_permutations": n_perm,
+        "correction": "holm over every tested (cell, metric) pair",
         "min_effect": float(cfg.aggregate.min_effect),
         "cells_compared": [cell_label(*c) for c in shared],
         "only_before": [cell_label(*c) for c in before.cells if c not in shared],
@@ -218,7 +251,8 @@ def _summary(cfg: DictConfig, before: Sweep, after: Sweep, shared: list[Cell],
         "significant_changes": [
             {"cell": cell_label(r.model, r.train_size), "metric": r.metric,
              "before": r.before, "after": r.after, "change": r.change, "p_value": r.p_value,
-             "verdict": r.verdict} for r in sig.itertuples(index=False)],
+             "p_bound": bool(r.p_bound), "verdict": r.verdict}
+            for r in sig.itertuples(index=False)],
         "top_k": top_k(before, after, int(cfg.diff.top_k)),
         "ids": {label: m.report("before", "after") for label, m in ids.items()
                 if m.only_left or m.only_right or not m.shared},
@@ -244,7 +278,8 @@ def _print_summary(summary: dict, ids: dict[str, IdMatch], out: Path) -> None:
             print(f"  note: {label}: {line}")
     for r in summary["significant_changes"][:10]:
         print(f"  {r['verdict']:6s} {r['cell']:28s} {r['metric']:34s} {r['before']:.4f} -> "
-              f"{r['after']:.4f} (p {r['p_value']:.3g})")
+              f"{r['after']:.4f} ({p_text(r['p_value'], r['p_bound'], summary['n_permutations'])}"
+              ", Holm)")
     top = summary["top_k"]
     if top is None:
         print("  top-k: a side has no model_comparison.csv (run pipeline.aggregate on it)")

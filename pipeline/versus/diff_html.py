@@ -11,8 +11,8 @@ from pipeline.aggregate.ranking import OVERALL
 from pipeline.report.html import Section, table_html, write_report
 from pipeline.report.style import fmt, model_colors
 
-SHOWN = ["model", "train_size", "metric", "before", "after", "change", "test", "p_value",
-         "significant", "verdict", "rank_before", "rank_after"]
+SHOWN = ["model", "train_size", "metric", "before", "after", "change", "test", "p_raw",
+         "p_value", "p_bound", "significant", "verdict", "rank_before", "rank_after"]
 
 
 def _overview(summary: dict, changes: pd.DataFrame) -> Section:
