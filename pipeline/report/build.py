@@ -92,7 +92,8 @@ def sweep_sections(cfg: DictConfig, paths: OutputPaths, ranked: pd.DataFrame) ->
     sections += [sc.perplexity(ranked, int(rep.top_n)), sc.scaling_chart(ranked, int(rep.top_n)),
                  sc.pareto_chart(ranked), sc.correlation_heatmap(ranked, higher),
                  sc.significance_matrix(pvalues, float(cfg.aggregate.alpha), ranked,
-                                        int(rep.max_matrix))]
+                                        int(rep.max_matrix),
+                                        _optional_csv(paths.tables / "pairwise_tests.csv"))]
     human = sc.human_section(_optional_csv(paths.tables / "human_correlations.csv"))
     return sections + ([human] if human is not None else [])
 

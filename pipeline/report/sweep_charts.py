@@ -13,6 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from pipeline.aggregate.ranking import OVERALL, cell_label, metric_columns
+from pipeline.aggregate.significance import p_text
 from pipeline.aggregate.tables import efficiency, metric_correlations
 from pipeline.report.html import Section, table_html
 from pipeline.report.style import family_colors, fmt, model_colors, rgba
@@ -59,8 +60,11 @@ def leaderboard(ranked: pd.DataFrame, metrics: list[str]) -> Section:
     table["rank range"] = [f"{a:g}-{b:g}" if pd.notna(a) else "" for a, b in
                            zip(ranked.get("rank_low", ranked["rank"]),
                                ranked.get("rank_high", ranked["rank"]), strict=True)]
-    if "p_vs_next" in ranked:
-        table["p_vs_next"] = ranked["p_vs_next"]
+    if "p_vs_next" in ranked:  # Holm-adjusted; "<=" marks a bound at the permutation floor
+        bound = ranked.get("p_vs_next_bound", pd.Series(False, index=ranked.index))
+        table["p_vs_next"] = [("" if pd.isna(p) else f"<={fmt(p, 3)}" if b is True
+                               or str(b) == "True" else fmt(p, 3))
+                              for p, b in zip(ranked["p_vs_next"], bound, strict=True)]
     for col in metrics:
         table[col] = ranked[col]
     empty = [c for c in table.columns if table[c].isna().all() or (table[c] == "").all()]
@@ -301,8 +305,9 @@ def correlation_heatmap(ranked: pd.DataFrame, higher: Mapping[str, bool]) -> Sec
 
 
 def significance_matrix(pvalues: pd.DataFrame | None, alpha: float, ranked: pd.DataFrame,
-                        max_cells: int = 30) -> Section:
-    """Holm-adjusted pairwise p-values of the overall score among the top ``max_cells``."""
+                        max_cells: int = 30, tests: pd.DataFrame | None = None) -> Section:
+    """Holm-adjusted pairwise p-values of the overall score among the top ``max_cells``;
+    values ``tests`` (``tables/pairwise_tests.csv``) marks as bounds are shown as ``<=``."""
     title = "Significance matrix"
     if pvalues is None or pvalues.empty or "cell" not in pvalues:
         return Section(title, "tables/pairwise_pvalues.csv is missing; rerun "
@@ -322,8 +327,8 @@ def significance_matrix(pvalues: pd.DataFrame | None, alpha: float, ranked: pd.D
     fig = go.Figure(go.Heatmap(z=vals, x=shown, y=shown, zmin=0, zmax=1,
                                colorscale=[[0, "#08306b"], [alpha, "#6baed6"], [1, "#f7fbff"]],
                                colorbar={"title": "p (Holm)"},
-                               text=[[fmt(v, 3) for v in row] for row in vals] if annotate
-                               else None, texttemplate="%{text}" if annotate else None,
+                               text=_matrix_text(vals, shown, tests) if annotate else None,
+                               texttemplate="%{text}" if annotate else None,
                                textfont={"size": 9},
                                hovertemplate="%{y} vs %{x}: p = %{z:.4f}<extra></extra>"))
     fig.update_layout(title=f"Pairwise p-values of the overall score (Holm; dark: p < {alpha})",
@@ -344,6 +349,18 @@ def significance_matrix(pvalues: pd.DataFrame | None, alpha: float, ranked: pd.D
     return Section(title, reading, [fig])
 
 
+def _matrix_text(vals: np.ndarray, labels: list[str],
+                 tests: pd.DataFrame | None) -> list[list[str]]:
+    """Cell texts of the p-value matrix: ``<=`` before values that are upper bounds."""
+    bounds = set()
+    if tests is not None and "p_bound" in tests:
+        hit = tests[tests["p_bound"].astype(str) == "True"]
+        bounds = {frozenset(pair) for pair in zip(hit["cell_a"], hit["cell_b"], strict=True)}
+    return [[("<=" if frozenset((a, b)) in bounds else "") + fmt(v, 3)
+             for b, v in zip(labels, row, strict=True)] for a, row in zip(labels, vals,
+                                                                          strict=True)]
+
+
 def human_section(human: pd.DataFrame | None) -> Section | None:
     """Metric-vs-human correlations with their p-values and CIs (``tables/human_correlations``);
     None without human judgments."""
@@ -359,7 +376,7 @@ def human_section(human: pd.DataFrame | None) -> Section | None:
     for (aspect, level), grp in table.dropna(subset=["kendall"]).groupby(["aspect", "level"],
                                                                          sort=True):
         top = grp.iloc[0]
-        p = f", p = {fmt(top['kendall_p'], 3)}" if pd.notna(top.get("kendall_p")) else ""
+        p = f", {p_text(top['kendall_p'])}" if pd.notna(top.get("kendall_p")) else ""
         lines.append(f"{aspect} ({level}): {top['metric']}, Kendall {fmt(top['kendall'], 3)}"
                      f"{p}, n = {int(top['n'])}")
     if lines:
