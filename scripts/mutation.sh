@@ -22,6 +22,9 @@ CHILDREN="${MUTATION_CHILDREN:-2}"
 declare -A TARGETS=(
   [stats]="pipeline/aggregate/stats.py|tests/test_stats.py tests/test_stats_exact.py tests/test_aggregate_scale.py::test_bounded_pvalues_equal_exact_tests_and_holm_over_tested_pairs tests/test_aggregate_scale.py::test_pair_pvalues_match_per_pair_tests_with_missing_examples tests/test_aggregate_scale.py::test_lazy_rank_groups_equal_the_full_matrix_walk tests/test_aggregate_scale.py::test_batched_bootstrap_equals_one_block_at_a_time"
   [ranking]="pipeline/aggregate/ranking.py|tests/test_ranking.py tests/test_stats.py"
+  [significance]="pipeline/aggregate/significance.py|tests/test_significance.py tests/test_ranking.py"
+  [comparable]="pipeline/aggregate/comparable.py|tests/test_comparable.py"
+  [recommendations]="pipeline/aggregate/tables.py|tests/test_tables_values.py|*recommend* *gaps_to_best* *cost_order* *_ship_reason* *_runner_reason* *_gap* *_params*"
   [rouge]="pipeline/scoring/metrics/rouge.py|tests/test_metrics.py tests/test_metric_variants.py"
   [set_overlap]="pipeline/scoring/metrics/set_overlap.py|tests/test_metrics.py"
   [classification]="pipeline/scoring/metrics/classification.py|tests/test_metrics.py"
@@ -32,7 +35,7 @@ declare -A TARGETS=(
   [textgen]="pipeline/generators/textgen.py|tests/test_hf_keys.py tests/test_hf_trust.py tests/test_openai_trust.py"
   [bertscore]="pipeline/scoring/bertscore/engine.py|tests/test_bertscore_engine.py tests/test_trust_cells.py::test_replaced_encoder_weights_rescore_only_bertscore tests/test_bertscore.py::test_matches_bert_score tests/test_bertscore.py::test_mean_aggregation tests/test_bertscore.py::test_empty_strings tests/test_bertscore.py::test_default_baseline_is_shipped_file tests/test_bertscore.py::test_cache_hit_skips_encoder tests/test_bertscore.py::test_hash_and_describe_have_no_path"
 )
-ORDER=(stats ranking tables rouge set_overlap classification text_norm provenance hf textgen
+ORDER=(stats ranking significance comparable recommendations tables rouge set_overlap classification text_norm provenance hf textgen
        bertscore)
 # targets whose tests run torch, which is not fork-safe: their mutants fork from a fork server
 FORKSERVER=" hf textgen bertscore "
