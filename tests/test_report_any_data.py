@@ -190,11 +190,17 @@ def _scaling_frames() -> tuple[pd.DataFrame, dict, pd.DataFrame]:
               "task_leaders": tb.task_leaders(ranked, higher),
               "factor_correlations": tb.factor_correlations(ranked),
               "metric_correlations": tb.metric_correlations(ranked, higher),
-              "recommendations": tb.recommendations(ranked, 0.01, 0.05),
+              "recommendations": tb.recommendations(ranked, None, 0.01),
               "pairwise_pvalues": pd.concat([pd.DataFrame({"cell": labels}),
                                              pd.DataFrame(p, columns=labels)], axis=1)}
+    i, j = np.triu_indices(6, 1)
+    tables["pairwise_tests"] = pd.DataFrame({
+        "cell_a": np.array(labels)[i], "cell_b": np.array(labels)[j], "position_a": i + 1,
+        "position_b": j + 1, "p_raw": 0.0001, "p_value": 0.001, "p_bound": False,
+        "n_permutations": 1000})
     significance = pd.DataFrame({"metric": ["overall_score"], "position": [1],
                                  "test": ["permutation"], "p_value": [0.001],
+                                 "p_bound": [False], "n_permutations": [1000],
                                  "difference": [0.0004]})
     return ranked, tables, significance
 
