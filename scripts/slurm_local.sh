@@ -18,7 +18,7 @@ dir=${2:-${SLURM_LOCAL_DIR:-/tmp/slurm-local}}
 port=${SLURM_LOCAL_PORT:-6817}
 conf=$dir/slurm.conf
 
-die() { echo "slurm_local: $*" >&2; exit "${2:-1}"; }
+die() { echo "slurm_local: $1" >&2; exit "${2:-1}"; }
 
 install_if_missing() {
     command -v slurmctld >/dev/null && command -v slurmd >/dev/null \
@@ -70,7 +70,8 @@ SlurmctldTimeout=30
 SlurmdTimeout=30
 InactiveLimit=0
 MinJobAge=300
-KillWait=5
+# scancel sends SIGTERM, which submitit ignores, then SIGKILL after KillWait (clusters: 30 s)
+KillWait=2
 $node NodeAddr=127.0.0.1 State=UNKNOWN
 PartitionName=debug Nodes=$(hostname -s) Default=YES MaxTime=INFINITE State=UP
 EOF
