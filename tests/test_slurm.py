@@ -102,7 +102,7 @@ def _wait(condition, what: str, timeout: float = TIMEOUT_S):
 
 def _cancel_first_computing(env: dict[str, str], out: Path) -> tuple[str, str, int]:
     """Wait for a task to start computing its cell, scancel it; (job id, model, size).
-    Also checks that two tasks run at the same time."""
+    Also checks that the launcher's settings reached SLURM and two tasks ran at once."""
     most_running = 0
 
     def computing():
@@ -114,6 +114,10 @@ def _cancel_first_computing(env: dict[str, str], out: Path) -> tuple[str, str, i
         return None
 
     job, model, size = _wait(computing, "a task computing its cell")
+    record = subprocess.run(["scontrol", "show", "job", job], env=env, capture_output=True,
+                            text=True, check=True).stdout
+    for setting in ("Partition=debug", "TimeLimit=00:10:00", "CPUs/Task=1"):
+        assert setting in record, f"{setting} not in the task's record:\n{record}"
     subprocess.run(["scancel", job], env=env, check=True)
     _wait(lambda: not _queue(env), "the other tasks to finish")
     assert most_running == 2, f"at most {most_running} task(s) ran at once"
