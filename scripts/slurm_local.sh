@@ -70,8 +70,9 @@ SlurmctldTimeout=30
 SlurmdTimeout=30
 InactiveLimit=0
 MinJobAge=300
-# scancel sends SIGTERM, which submitit ignores, then SIGKILL after KillWait (clusters: 30 s)
-KillWait=2
+# scancel sends SIGTERM, which submitit ignores, then SIGKILL after KillWait (SLURM's default:
+# 30 s); 0 here, so a cancelled task stops at once
+KillWait=0
 $node NodeAddr=127.0.0.1 State=UNKNOWN
 PartitionName=debug Nodes=$(hostname -s) Default=YES MaxTime=INFINITE State=UP
 EOF
