@@ -8,6 +8,7 @@
 # DIR defaults to $SLURM_LOCAL_DIR, else /tmp/slurm-local. After `start`, point the SLURM
 # commands (sbatch, squeue, scancel, sinfo) at the cluster with
 #   export SLURM_CONF=DIR/slurm.conf
+# Any user may run it once the packages are installed (daemons and jobs run as that user).
 # Exit status 3: SLURM is missing and cannot be installed here (not root, or no apt-get);
 # the reason is printed on stderr. Ports: $SLURM_LOCAL_PORT (slurmctld, default 6817) and
 # the next one (slurmd).
@@ -47,7 +48,7 @@ SlurmctldHost=localhost(127.0.0.1)
 SlurmctldPort=$port
 SlurmdPort=$((port + 1))
 SlurmUser=$(id -un)
-SlurmdUser=root
+SlurmdUser=$(id -un)
 AuthType=auth/munge
 AuthInfo=socket=$dir/munge/munge.socket
 CryptoType=crypto/munge
@@ -83,6 +84,7 @@ running() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 start() {
     install_if_missing
     write_conf
+    trap stop EXIT  # a daemon that fails to start: stop the others
     export SLURM_CONF=$conf
     running "$dir/munge/munged.pid" || munged --force \
         --socket="$dir/munge/munge.socket" --key-file="$dir/munge/munge.key" \
@@ -97,6 +99,7 @@ start() {
         sleep 0.5
     done
     [ "$state" = idle ] || die "node not idle after 60 s (state '${state:-none}'); logs in $dir/log"
+    trap - EXIT
     echo "slurm_local: cluster up, partition debug; export SLURM_CONF=$conf" >&2
 }
 
