@@ -12,11 +12,12 @@ STAMP := $(VENV)/.installed
 OUTPUT_DIR ?= outputs
 ARGS ?=
 
-.PHONY: sweep test test-all lint bench smollm2 mutation clean help
+.PHONY: sweep test test-all test-slurm lint bench smollm2 mutation clean help
 
 help:
 	@echo "make sweep   run the demo sweep (models x train sizes) and rank the models"
 	@echo "make test    run the test suite (fast tests; 'make test-all' includes slow ones)"
+	@echo "make test-slurm  the SLURM launcher on a local single-node cluster (root installs SLURM)"
 	@echo "make lint    ruff"
 	@echo "make bench   BERTScore engine benchmark against bert_score"
 	@echo "make mutation  mutation testing (mutmut) of the core modules (slow; TARGETS=...)"
@@ -38,8 +39,14 @@ sweep: $(STAMP)
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not slow" $(ARGS)
 
+# Everything but the SLURM test (it installs system packages and starts daemons).
 test-all: $(STAMP)
-	HF_HUB_OFFLINE=1 $(PY) -m pytest $(ARGS)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not slurm" $(ARGS)
+
+# Starts munged, slurmctld and slurmd on localhost (scripts/slurm_local.sh; as root it
+# apt-get installs slurm-wlm and munge when missing), runs tests marked slurm, stops them.
+test-slurm: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -m slurm -s $(ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check pipeline tests scripts
