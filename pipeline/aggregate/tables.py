@@ -226,7 +226,7 @@ def gaps_to_best(x: np.ndarray, n_boot: int = 1000, seed: int = 0,
 
 
 def _params(p: float) -> str:
-    return "unknown size" if pd.isna(p) else f"{p:g}B parameters"
+    return "unknown size" if pd.isna(p) else f"{p:.3g}B parameters"
 
 
 def recommendations(ranked: pd.DataFrame, x: np.ndarray | None, min_effect: float,
@@ -295,7 +295,7 @@ def _ship_reason(ship: pd.Series, best: pd.Series, tied: pd.DataFrame, tested: b
     cell = cell_label(ship["model"], ship["train_size"])
     lead = cell_label(best["model"], best["train_size"])
     if cell != lead:
-        saved = [f"{best['params_b'] - ship['params_b']:g}B parameters"
+        saved = [f"{best['params_b'] - ship['params_b']:.3g}B parameters"
                  if pd.notna(best["params_b"]) and pd.notna(ship["params_b"])
                  and best["params_b"] > ship["params_b"] else "",
                  f"{int(best['train_size']) - int(ship['train_size'])} training examples"
