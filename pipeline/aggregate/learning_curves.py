@@ -55,7 +55,8 @@ def _lines(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     sxy = (xc * yc).sum(axis=-1)
     slope = sxy / sxx
     a = y.mean(axis=-1) - slope * x.mean(axis=-1)
-    return a, slope, (yc * yc).sum(axis=-1) - slope * sxy
+    resid = yc - slope[..., None] * xc  # summed directly: no cancellation near the optimum
+    return a, slope, (resid * resid).sum(axis=-1)
 
 
 def fit_power_law(sizes: np.ndarray,
@@ -116,7 +117,8 @@ def needed_size(a: float, b: float, c: float, n0: float, start: float,
     target = float(predict(a, b, c, n0, [start])[0, 0]) + min_effect
     if not a > target:
         return np.nan
-    return float(np.ceil(n0 * (b / (a - target)) ** (1 / c)))
+    # rounded first: a thousandth of an example is fitting noise, not a reason to round up
+    return float(np.ceil(np.round(n0 * (b / (a - target)) ** (1 / c), 3)))
 
 
 def verdict(gain: float, low: float, high: float, min_effect: float) -> str:

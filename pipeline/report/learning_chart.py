@@ -74,8 +74,9 @@ def _table(fitted: pd.DataFrame) -> str:
 
 def learning_sections(ranked: pd.DataFrame, curves: pd.DataFrame | None,
                       bands: pd.DataFrame | None, alpha: float = 0.05) -> list[Section]:
-    """One section with every fitted model's curve (band: its bootstrap CI; dotted:
-    extrapolation; diamond: the prediction at its target size) and the curves table. No
+    """One section with the fitted models' curves (band: bootstrap CI; dotted: extrapolation;
+    diamond: the prediction at the target size; the best :data:`PALETTE`-many predicted
+    models are drawn) and the table of every curve. No
     section without ``tables/learning_curves.csv``; a one-line one when no model was fitted."""
     if curves is None or curves.empty:
         return []
@@ -84,7 +85,7 @@ def learning_sections(ranked: pd.DataFrame, curves: pd.DataFrame | None,
         return [Section(TITLE, f"No model has {MIN_SIZES} train sizes above 0, so no learning "
                                "curve is fitted.")]
     fig = go.Figure()
-    for i, curve in enumerate(fitted.itertuples(index=False)):
+    for i, curve in enumerate(fitted.head(len(PALETTE)).itertuples(index=False)):
         row = pd.Series(curve._asdict())
         model = row["model"]
         points = ranked[(ranked["model"] == model) & (ranked["train_size"] > 0)]
@@ -109,6 +110,9 @@ def learning_sections(ranked: pd.DataFrame, curves: pd.DataFrame | None,
                   if has_ci else "No per-example scores: no CI, the verdict is read from the "
                                  "point estimate.")
                + " Beyond the measured sizes the curve is an extrapolation.")
+    if len(fitted) > len(PALETTE):
+        reading += (f" The chart draws the {len(PALETTE)} models with the highest predicted "
+                    f"score (one colour each); the table lists all {len(fitted)}.")
     skipped = curves[curves["verdict"].isna()]
     if not skipped.empty:
         reading += " Not fitted: " + ", ".join(skipped["model"].astype(str)) + "."
