@@ -127,6 +127,8 @@ def test_c_at_the_grid_ends_is_noted() -> None:
     line, jump = row_of(curves, "line"), row_of(curves, "jump")
     assert line["c"] == pytest.approx(lc.C_GRID[0]) and "straight line in log n" in line["note"]
     assert jump["c"] == pytest.approx(lc.C_GRID[-1]) and "flat beyond" in jump["note"]
+    text = learning_curve_section(curves, 0.01)
+    assert f"examples. Note: {line['note']}.\n" in text and f"Note: {jump['note']}." in text
     # at c = 0.01 the fit is the least-squares line on x = (n / 100)^-0.01 (numpy's polyfit)
     x = (np.array([*sizes, 20000]) / 100) ** -lc.C_GRID[0]
     slope, icept = np.polyfit(x[:3], [0.5, 0.6, 0.7], 1)
@@ -329,6 +331,35 @@ def test_section_states_each_verdict_with_numbers() -> None:
     assert "extrapolated" not in text.split("Table:")[1]
 
 
+def test_section_in_table_mode_word_for_word(tmp_path: Path) -> None:
+    """The whole section for hand-worked curves (see the constants at the top), also after a
+    CSV round trip (empty notes read back as NaN)."""
+    ranked = pd.concat([table("m", SIZES, truth(SIZES)), table("flat", SIZES, [0.5] * 3),
+                        table("short", (100, 200), [0.4, 0.5]), table("one", (0, 100), [0, 1])])
+    curves, _ = learning_curves(ranked, None, 0.01)
+    expected = (
+        "## Learning curves\n\n"
+        "Each model with at least 3 train sizes above 0 is fitted a saturating power law, "
+        "score = a - b * n^(-c) (least squares on its overall scores). More data is **worth "
+        "it** when the whole 95% bootstrap CI of the gain (the predicted score at the target "
+        "size minus the fitted score at the largest measured size) is at least min_effect = "
+        "0.01, **not worth it** when the whole CI is below it, **uncertain** otherwise; without "
+        "per-example scores the point estimate decides. Predictions beyond the measured sizes "
+        "are extrapolations. Table: tables/learning_curves.csv.\n\n"
+        "- **m**: more data is likely worth it. The curve predicts 0.7646 at 3,200 examples "
+        "(extrapolated: measured 100 to 1,600), +0.0146 (no CI: no per-example scores) over "
+        "its fitted 0.7500 at 1,600; the curve gains 0.01 by 2,500 examples.\n"
+        "- **flat**: more data is not worth it. The curve predicts 0.5000 at 3,200 examples "
+        "(extrapolated: measured 100 to 1,600), +0.0000 (no CI: no per-example scores) over "
+        "its fitted 0.5000 at 1,600; its ceiling a = 0.5000 is within 0.01 of that, so more "
+        "data cannot gain it.\n"
+        "- Not fitted: short (2 train size(s) above 0 with a score: a curve needs at least 3); "
+        "one (1 train size(s) above 0 with a score: a curve needs at least 3).\n")
+    assert learning_curve_section(curves, 0.01) == expected
+    curves.to_csv(tmp_path / "curves.csv", index=False)
+    assert learning_curve_section(pd.read_csv(tmp_path / "curves.csv"), 0.01) == expected
+
+
 def test_section_without_curves() -> None:
     assert learning_curve_section(pd.DataFrame(columns=lc.CURVE_COLUMNS), 0.005) is None
     curves, _ = learning_curves(table("short", (100, 200), [0.4, 0.5]), None, 0.005)
@@ -403,6 +434,14 @@ def test_no_chart_without_a_fitted_model() -> None:
     [section] = learning_sections(ranked, curves, bands)
     assert not section.figures and "No model has 3 train sizes" in section.reading
     assert learning_sections(ranked, None, None) == []
+
+
+def test_chart_without_the_bands_table_still_shows_points_and_predictions() -> None:
+    ranked = table("m", SIZES, truth(SIZES))
+    curves, _ = learning_curves(ranked, None, 0.005)
+    [section] = learning_sections(ranked, curves, None)
+    markers = [t for t in section.figures[0].data if t.mode == "markers"]
+    assert [list(t.x) for t in markers] == [list(SIZES), [3200]]
 
 
 @pytest.mark.slow  # a sweep aggregated and reported (about 9 s on this machine)

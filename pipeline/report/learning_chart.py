@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from pipeline.aggregate.learning_curves import MIN_SIZES, PHRASES
+from pipeline.aggregate.learning_curves import BAND_COLUMNS, MIN_SIZES, PHRASES
 from pipeline.aggregate.ranking import OVERALL
 from pipeline.report.html import Section, table_html
 from pipeline.report.style import fmt, rgba
@@ -81,9 +81,11 @@ def learning_sections(ranked: pd.DataFrame, curves: pd.DataFrame | None,
     if curves is None or curves.empty:
         return []
     fitted = curves[curves["verdict"].notna()]
-    if fitted.empty or bands is None:
+    if fitted.empty:
         return [Section(TITLE, f"No model has {MIN_SIZES} train sizes above 0, so no learning "
                                "curve is fitted.")]
+    if bands is None:  # an older aggregate: points and predictions, no curves
+        bands = pd.DataFrame(columns=BAND_COLUMNS)
     fig = go.Figure()
     for i, curve in enumerate(fitted.head(len(PALETTE)).itertuples(index=False)):
         row = pd.Series(curve._asdict())
