@@ -67,10 +67,11 @@ def test_recovers_a_known_power_law_and_its_prediction() -> None:
     ranked = pd.concat([table("m", (0, *SIZES), [0.1, *truth(SIZES)])])
     curves, bands = learning_curves(ranked, None, min_effect=0.01)
     row = row_of(curves, "m")
-    assert row["a"] == pytest.approx(A, abs=1e-8)
-    assert row["b"] == pytest.approx(B, rel=1e-7)
-    assert row["c"] == pytest.approx(C, rel=1e-7)
+    assert row["a"] == pytest.approx(A, abs=1e-9)
+    assert row["b"] == pytest.approx(B, rel=1e-8)
+    assert row["c"] == pytest.approx(C, rel=1e-8)
     assert row["rmse"] == pytest.approx(0, abs=1e-9)
+    assert row["family"] == "fam"
     assert (row["n_sizes"], row["smallest_train_size"], row["largest_train_size"],
             row["at_train_size"]) == (3, 100, 1600, 3200)
     assert row["extrapolated"]
@@ -85,7 +86,8 @@ def test_recovers_a_known_power_law_and_its_prediction() -> None:
         [0.6, 0.7, 0.75], abs=1e-9)
     assert mine.loc[3200, "predicted_score"] == pytest.approx(row["predicted_score"])
     assert mine.index.min() == 100 and mine.index.max() == 3200
-    assert mine.index.is_monotonic_increasing and len(mine) >= lc.N_BAND
+    assert mine.index.is_monotonic_increasing and lc.N_BAND <= len(mine) <= lc.N_BAND + 2
+    assert bands["train_size"].dtype.kind == "i"
     assert mine.loc[1600, "extrapolated"] is np.False_ and mine.loc[1601:, "extrapolated"].all()
     assert not mine.loc[:1600, "extrapolated"].any()
 
@@ -102,6 +104,9 @@ def test_fit_is_least_squares_on_noisy_points() -> None:
         other = predict(a + da, b + db, c + dc, 100, sizes)[0]
         assert float(((other - y) ** 2).sum()) >= sse
     assert a == pytest.approx(A, abs=0.02) and c == pytest.approx(C, rel=0.15)
+    row = row_of(learning_curves(table("m", tuple(sizes), y), None, 0.01)[0], "m")
+    assert row["rmse"] == pytest.approx(math.sqrt(sse / 5))
+    assert (row["a"], row["c"]) == pytest.approx((a, c))
 
 
 def test_fit_rows_are_independent_and_nan_rows_are_nan() -> None:
@@ -125,8 +130,12 @@ def test_c_at_the_grid_ends_is_noted() -> None:
         table("line", sizes, [0.5, 0.6, 0.7]), table("jump", sizes, [0.2, 0.7, 0.7])]),
         None, min_effect=0.01)
     line, jump = row_of(curves, "line"), row_of(curves, "jump")
-    assert line["c"] == pytest.approx(lc.C_GRID[0]) and "straight line in log n" in line["note"]
-    assert jump["c"] == pytest.approx(lc.C_GRID[-1]) and "flat beyond" in jump["note"]
+    assert lc.C_GRID[0] == pytest.approx(0.01) and lc.C_GRID[-1] == pytest.approx(10)
+    assert line["c"] == pytest.approx(0.01) and jump["c"] == pytest.approx(10)
+    assert line["note"] == ("c at the end of its grid (0.01 to 10): no saturation shows, the "
+                            "curve is a straight line in log n and a is no ceiling")
+    assert jump["note"] == ("c at the end of its grid (0.01 to 10): the curve is flat beyond "
+                            "the smallest size")
     text = learning_curve_section(curves, 0.01)
     assert f"examples. Note: {line['note']}.\n" in text and f"Note: {jump['note']}." in text
     # at c = 0.01 the fit is the least-squares line on x = (n / 100)^-0.01 (numpy's polyfit)
@@ -141,7 +150,8 @@ def test_flat_model_is_predicted_flat() -> None:
     curves, bands = learning_curves(table("flat", (200, 400, 800), [0.5, 0.5, 0.5]), None,
                                     min_effect=0.005)
     row = row_of(curves, "flat")
-    assert row["b"] == 0 and row["a"] == pytest.approx(0.5)
+    assert row["b"] == 0 and math.copysign(1, row["b"]) == 1  # no "-0.0" in the table
+    assert row["a"] == pytest.approx(0.5)
     assert row["predicted_score"] == pytest.approx(0.5) and row["gain"] == pytest.approx(0)
     assert pd.isna(row["needed_train_size"]) and row["verdict"] == "not worth it"
     assert row["note"] == ""
@@ -183,14 +193,21 @@ def test_extrapolate_to_sets_the_target_for_every_model() -> None:
     assert m["predicted_score"] == pytest.approx(A - B / math.sqrt(1000))
     assert m["gain"] == pytest.approx(A - B / math.sqrt(1000) - 0.75)
     assert m["verdict"] == "not worth it"  # 1000 is below the largest size: a loss
+    for edge in SIZES:  # the measured range itself is no extrapolation
+        at = row_of(learning_curves(ranked, None, 0.01, extrapolate_to=edge)[0], "m")
+        assert not at["extrapolated"] and at["at_train_size"] == edge
+    one = row_of(learning_curves(ranked, None, 0.01, extrapolate_to=1)[0], "m")
+    assert one["extrapolated"] and one["predicted_score"] == pytest.approx(A - B)
     below, bands = learning_curves(table("m", SIZES, truth(SIZES)), None, 0.01,
                                    extrapolate_to=50)
     assert row_of(below, "m")["extrapolated"]
     assert bands["train_size"].min() == 50 and bands["train_size"].max() == 1600
     assert bands.set_index("train_size").loc[50, "extrapolated"]
     for bad in (0, -5):
-        with pytest.raises(ConfigError, match="aggregate.extrapolate_to"):
+        with pytest.raises(ConfigError) as err:
             learning_curves(ranked, None, 0.01, extrapolate_to=bad)
+        assert str(err.value) == (f"aggregate.extrapolate_to={bad}: must be a train size above "
+                                  "0 (or null: twice each model's largest size)")
 
 
 # --- needed size and verdict ---------------------------------------------------------------
@@ -259,6 +276,34 @@ def test_bootstrap_is_paired_seeded_and_sized_by_alpha() -> None:
             > 3 * (row["gain_ci_high"] - row["gain_ci_low"]))
 
 
+def test_ci_is_the_percentile_interval_of_refits_on_paired_resamples() -> None:
+    """Recomputed from the public pieces: the shared ids' scores, the stats module's paired
+    bootstrap means, a refit per replicate, percentiles of the prediction and the gain."""
+    from pipeline.aggregate.stats import bootstrap_means
+
+    ranked, scores = noisy(SIZES, seed=7, n_ex=80)
+    curves, bands = learning_curves(ranked, scores, 0.005, n_boot=300, seed=11, alpha=0.1)
+    row = row_of(curves, "m")
+    values = lc.paired_scores("m", list(SIZES), scores)
+    assert values.shape == (80, 3)
+    draws = predict(*fit_power_law(np.array(SIZES), bootstrap_means(values, 300, 11)), 100,
+                    [1600, 3200, 400])
+    low, high = np.quantile(draws, [0.05, 0.95], axis=0)
+    assert (row["predicted_ci_low"], row["predicted_ci_high"]) == pytest.approx(
+        (low[1], high[1]), rel=1e-12)
+    gain = draws[:, 1] - draws[:, 0]
+    assert (row["gain_ci_low"], row["gain_ci_high"]) == pytest.approx(
+        tuple(np.quantile(gain, [0.05, 0.95])), rel=1e-12)
+    at = bands.set_index("train_size").loc[400]
+    assert (at["ci_low"], at["ci_high"]) == pytest.approx((low[2], high[2]), rel=1e-12)
+    assert row["verdict"] == verdict(row["gain"], row["gain_ci_low"], row["gain_ci_high"],
+                                     0.005)
+    # the defaults are the documented ones: 1000 replicates, seed 0, a 95% interval
+    default = learning_curves(ranked, scores, 0.005)[0]
+    pd.testing.assert_frame_equal(default, learning_curves(ranked, scores, 0.005, None, 1000,
+                                                           0, 0.05)[0])
+
+
 def test_bootstrap_uses_the_ids_shared_by_the_models_cells() -> None:
     ranked, scores = noisy(SIZES, seed=2, n_ex=50)
     part = dict(scores)
@@ -270,6 +315,10 @@ def test_bootstrap_uses_the_ids_shared_by_the_models_cells() -> None:
     same = row_of(learning_curves(ranked, shared, 0.005, n_boot=200)[0], "m")
     assert row["predicted_ci_low"] == same["predicted_ci_low"]
     assert row["gain_ci_high"] == same["gain_ci_high"]
+    # two shared ids are enough for an interval
+    two = {k: v.iloc[[3, 7] if k == ("m", 100) else [7, 3, 9]] for k, v in scores.items()}
+    row = row_of(learning_curves(ranked, two, 0.005, n_boot=200)[0], "m")
+    assert row["n_examples"] == 2 and pd.notna(row["predicted_ci_low"])
 
 
 def test_without_shared_examples_or_a_cell_there_is_no_ci() -> None:

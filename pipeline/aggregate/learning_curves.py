@@ -20,6 +20,7 @@ prediction read off; a percentile interval at level ``1 - alpha``. Without per-e
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import reduce
 
 import numpy as np
 import pandas as pd
@@ -48,15 +49,14 @@ BAND_COLUMNS = ["model", "train_size", "predicted_score", "ci_low", "ci_high", "
 
 
 def _lines(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Least-squares line ``y = a + s * x`` along the last axis: ``(a, s, sse)``."""
-    xc = x - x.mean(axis=-1, keepdims=True)
-    yc = y - y.mean(axis=-1, keepdims=True)
-    sxx = (xc * xc).sum(axis=-1)
-    sxy = (xc * yc).sum(axis=-1)
-    slope = sxy / sxx
-    a = y.mean(axis=-1) - slope * x.mean(axis=-1)
-    resid = yc - slope[..., None] * xc  # summed directly: no cancellation near the optimum
-    return a, slope, (resid * resid).sum(axis=-1)
+    """Least-squares line ``y = a + s * x`` of each row of the ``(r, k)`` arrays:
+    ``(a, s, sse)``."""
+    xc = x - x.mean(axis=1, keepdims=True)
+    yc = y - y.mean(axis=1, keepdims=True)
+    slope = (xc * yc).sum(axis=1) / (xc * xc).sum(axis=1)
+    a = y.mean(axis=1) - slope * x.mean(axis=1)
+    resid = yc - slope[:, None] * xc  # summed directly: no cancellation near the optimum
+    return a, slope, (resid * resid).sum(axis=1)
 
 
 def fit_power_law(sizes: np.ndarray,
@@ -68,7 +68,7 @@ def fit_power_law(sizes: np.ndarray,
     (:func:`absolute_b` converts it). A row with a NaN gives NaN.
     """
     y = np.atleast_2d(np.asarray(scores, dtype=float))
-    logr = np.log(np.asarray(sizes, dtype=float) / np.min(sizes))
+    logr = np.log(np.asarray(sizes) / np.min(sizes))
     u = np.log10(C_GRID)
     # grid: SSE of every (row, c) at once, from centred dot products
     xg = np.exp(-C_GRID[:, None] * logr)
@@ -76,7 +76,7 @@ def fit_power_law(sizes: np.ndarray,
     yc = y - y.mean(axis=1, keepdims=True)
     sxy = yc @ xg.T
     sse = (yc * yc).sum(axis=1)[:, None] - sxy ** 2 / (xg * xg).sum(axis=1)
-    best = np.argmin(np.where(np.isnan(sse), np.inf, sse), axis=1)
+    best = np.argmin(sse, axis=1)  # a row with a NaN: any c, its a and b are NaN
     lo = u[np.maximum(best - 1, 0)]
     hi = u[np.minimum(best + 1, len(u) - 1)]
 
@@ -84,25 +84,21 @@ def fit_power_law(sizes: np.ndarray,
         return _lines(np.exp(-(10.0 ** uu)[:, None] * logr), y)[2]
 
     ratio = (np.sqrt(5.0) - 1) / 2
-    p, q = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
-    fp, fq = sse_at(p), sse_at(q)
     for _ in range(GOLDEN_STEPS):
-        left = fp <= fq  # the minimum lies in [lo, q]
+        p, q = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+        left = sse_at(p) <= sse_at(q)  # the minimum lies in [lo, q]
         hi = np.where(left, q, hi)
         lo = np.where(left, lo, p)
-        p, q = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
-        fp, fq = sse_at(p), sse_at(q)
     c = 10.0 ** ((lo + hi) / 2)
     a, slope, _ = _lines(np.exp(-c[:, None] * logr), y)
-    a, b = np.where(np.isnan(y).any(axis=1), np.nan, a), -slope
-    return (a, b, c) if y.ndim == np.ndim(scores) else (a[0], b[0], c[0])
+    return (a, -slope, c) if y.ndim == np.ndim(scores) else (a[0], -slope[0], c[0])
 
 
 def predict(a: np.ndarray, b: np.ndarray, c: np.ndarray, n0: float,
             sizes: np.ndarray) -> np.ndarray:
     """``a - b * (sizes / n0) ** -c``; parameters of shape ``(r,)`` give ``(r, len(sizes))``."""
-    a, b, c = (np.atleast_1d(np.asarray(v, dtype=float))[:, None] for v in (a, b, c))
-    return a - b * (np.asarray(sizes, dtype=float) / n0) ** -c
+    a, b, c = (np.atleast_1d(v)[:, None] for v in (a, b, c))
+    return a - b * (np.asarray(sizes) / n0) ** -c
 
 
 def absolute_b(b: float, c: float, n0: float) -> float:
@@ -132,22 +128,21 @@ def verdict(gain: float, low: float, high: float, min_effect: float) -> str:
     return NOT_WORTH if high < min_effect else UNCERTAIN
 
 
-def _paired_means(model: str, sizes: list[int], example_scores: Mapping | None,
-                  n_boot: int, seed: int) -> tuple[np.ndarray | None, int]:
-    """Bootstrap per-size means ``(n_boot, len(sizes))`` over the ids shared by the cells."""
-    cols = [None if example_scores is None else example_scores.get((model, s)) for s in sizes]
-    if any(col is None for col in cols):
-        return None, 0
-    for size, col in zip(sizes, cols, strict=True):
+def paired_scores(model: str, sizes: list[int],
+                  example_scores: Mapping | None) -> np.ndarray | None:
+    """``(ids, sizes)`` per-example scores of the model's cells on the ids they all have
+    (sorted), or None when a cell has no scores or fewer than 2 ids are shared."""
+    cols = {s: None if example_scores is None else example_scores.get((model, s))
+            for s in sizes}
+    if any(col is None for col in cols.values()):
+        return None
+    for size, col in cols.items():
         if col.index.duplicated().any():
             raise UserError(f"per-example scores of {model}@{size} repeat an id")
-    shared = cols[0].index
-    for col in cols[1:]:
-        shared = shared.intersection(col.index)
+    shared = reduce(pd.Index.intersection, (col.index for col in cols.values())).sort_values()
     if len(shared) < 2:
-        return None, len(shared)
-    values = np.column_stack([col.loc[shared].to_numpy(dtype=float) for col in cols])
-    return bootstrap_means(values, n_boot, seed), len(shared)
+        return None
+    return np.column_stack([col.loc[shared].to_numpy() for col in cols.values()])
 
 
 def _band_sizes(lo: float, hi: float, measured: np.ndarray, target: int) -> np.ndarray:
@@ -159,31 +154,32 @@ def _quantiles(values: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray
     return tuple(np.nanquantile(values, [alpha / 2, 1 - alpha / 2], axis=0))
 
 
-def _fit_model(model: str, rows: pd.DataFrame, example_scores: Mapping | None,
+def _fit_model(model: str, family: str, rows: pd.DataFrame, example_scores: Mapping | None,
                min_effect: float, extrapolate_to: int | None, n_boot: int, seed: int,
                alpha: float) -> tuple[dict, pd.DataFrame]:
-    sizes = rows["train_size"].to_numpy(dtype=int)
+    sizes = rows["train_size"].to_numpy()
     n0, largest = float(sizes[0]), int(sizes[-1])
     at = int(extrapolate_to) if extrapolate_to is not None else 2 * largest
-    a, b, c = fit_power_law(sizes, rows[OVERALL].to_numpy(dtype=float))
+    a, b, c = fit_power_law(sizes, rows[OVERALL].to_numpy())
     fitted = predict(a, b, c, n0, sizes)[0]
     band = _band_sizes(min(n0, at), max(largest, at), sizes, at)
     curve = predict(a, b, c, n0, band)[0]
-    means, n_examples = _paired_means(model, sizes.tolist(), example_scores, n_boot, seed)
+    values = paired_scores(model, sizes.tolist(), example_scores)
     i_at, i_largest = (int(np.flatnonzero(band == n)[0]) for n in (at, largest))
     low = high = np.full(len(band), np.nan)
     gain_low = gain_high = np.nan
-    if means is not None:
+    if values is not None:
+        means = bootstrap_means(values, n_boot, seed)
         draws = predict(*fit_power_law(sizes, means), n0, band)
         low, high = _quantiles(draws, alpha)
         gain_low, gain_high = _quantiles(draws[:, i_at] - draws[:, i_largest], alpha)
     gain = float(curve[i_at] - fitted[-1])
-    bound = np.isclose(c, C_GRID[0]) or np.isclose(c, C_GRID[-1])
+    low_end, high_end = np.isclose(c, C_GRID[0]), np.isclose(c, C_GRID[-1])
     note = (f"c at the end of its grid ({C_GRID[0]:g} to {C_GRID[-1]:g}): "
             + ("no saturation shows, the curve is a straight line in log n and a is no "
-               "ceiling" if c < 1 else "the curve is flat beyond the smallest size")
-            if bound and np.ptp(fitted) > 1e-12 else "")  # a flat curve has no c to find
-    row = {"model": model, "family": rows["family"].iloc[0], "n_sizes": len(sizes),
+               "ceiling" if low_end else "the curve is flat beyond the smallest size")
+            if (low_end or high_end) and np.ptp(fitted) > 1e-12 else "")  # flat: no c to find
+    row = {"model": model, "family": family, "n_sizes": len(sizes),
            "smallest_train_size": int(n0), "largest_train_size": largest,
            "at_train_size": at, "extrapolated": not n0 <= at <= largest,
            "predicted_score": float(curve[i_at]), "predicted_ci_low": float(low[i_at]),
@@ -193,9 +189,9 @@ def _fit_model(model: str, rows: pd.DataFrame, example_scores: Mapping | None,
            "rmse": float(np.sqrt(np.mean((fitted - rows[OVERALL].to_numpy()) ** 2))),
            "needed_train_size": needed_size(a, b, c, n0, largest, min_effect),
            "verdict": verdict(gain, gain_low, gain_high, min_effect),
-           "verdict_basis": "point estimate (no per-example scores)" if means is None
+           "verdict_basis": "point estimate (no per-example scores)" if values is None
            else f"{1 - alpha:.0%} bootstrap CI of the gain",
-           "n_examples": n_examples if means is not None else np.nan, "note": note}
+           "n_examples": np.nan if values is None else len(values), "note": note}
     bands = pd.DataFrame({"model": model, "train_size": band, "predicted_score": curve,
                           "ci_low": low, "ci_high": high,
                           "extrapolated": (band < n0) | (band > largest)})
@@ -223,18 +219,18 @@ def learning_curves(ranked: pd.DataFrame,
         raise ConfigError(f"aggregate.extrapolate_to={extrapolate_to}: must be a train size "
                           "above 0 (or null: twice each model's largest size)")
     cells = ranked[(ranked["train_size"] > 0) & ranked[OVERALL].notna()]
+    families = ranked.drop_duplicates("model").set_index("model")["family"]
     rows, bands = [], []
-    for model in pd.unique(ranked["model"]):
+    for model, family in families.items():
         mine = cells[cells["model"] == model].sort_values("train_size")
         if mine["train_size"].nunique() < MIN_SIZES:
-            rows.append({"model": model,
-                         "family": ranked.loc[ranked["model"] == model, "family"].iloc[0],
+            rows.append({"model": model, "family": family,
                          "n_sizes": mine["train_size"].nunique(),
                          "note": f"{mine['train_size'].nunique()} train size(s) above 0 with "
                                  f"a score: a curve needs at least {MIN_SIZES}"})
             continue
-        row, band = _fit_model(str(model), mine, example_scores, min_effect, extrapolate_to,
-                               n_boot, seed, alpha)
+        row, band = _fit_model(str(model), family, mine, example_scores, min_effect,
+                               extrapolate_to, n_boot, seed, alpha)
         rows.append(row)
         bands.append(band)
     curves = pd.DataFrame(rows, columns=CURVE_COLUMNS)
