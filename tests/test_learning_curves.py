@@ -167,6 +167,21 @@ def test_train_size_zero_is_left_out_of_the_fit() -> None:
     assert two["n_sizes"].tolist() == [2] and two["verdict"].isna().all()
 
 
+def test_tables_write_whole_sizes_and_empty_cells(tmp_path: Path) -> None:
+    """Sizes stay integers in the CSV and its Markdown; a missing value is an empty cell."""
+    from pipeline.core.io import write_table
+
+    ranked = pd.concat([table("m", SIZES, truth(SIZES)), table("flat", SIZES, [0.5] * 3),
+                        table("short", (100, 200), [0.4, 0.5])])
+    curves, _ = learning_curves(ranked, None, 0.01)
+    write_table(tmp_path / "learning_curves.csv", curves)
+    csv = (tmp_path / "learning_curves.csv").read_text().splitlines()
+    assert csv[1].startswith("m,fam,3,100,1600,3200,True,")
+    assert ",2500,worth it," in csv[1] and ",,not worth it," in csv[2]
+    md = (tmp_path / "learning_curves.md").read_text()
+    assert "<NA>" not in md and "| 2500 | worth it |" in md
+
+
 def test_models_with_fewer_than_three_sizes_are_listed_unfitted() -> None:
     ranked = pd.concat([table("m", SIZES, truth(SIZES)),
                         table("short", (100, 400), [0.5, 0.6], family="other"),
