@@ -31,11 +31,13 @@ declare -A TARGETS=(
   [text_norm]="pipeline/core/text_norm.py|tests/test_metrics.py tests/test_metric_variants.py"
   [provenance]="pipeline/core/provenance.py|tests/test_provenance_hashes.py"
   [tables]="pipeline/aggregate/tables.py|tests/test_tables.py tests/test_tables_values.py"
+  [learning_curves]="pipeline/aggregate/learning_curves.py|tests/test_learning_curves.py"
   [hf]="pipeline/generators/hf.py|tests/test_hf_keys.py tests/test_hf_trust.py|*perplexity* *HFBackend*identity* *HFBackend*nll*"
   [textgen]="pipeline/generators/textgen.py|tests/test_hf_keys.py tests/test_hf_trust.py tests/test_openai_trust.py"
   [bertscore]="pipeline/scoring/bertscore/engine.py|tests/test_bertscore_engine.py tests/test_trust_cells.py::test_replaced_encoder_weights_rescore_only_bertscore tests/test_bertscore.py::test_matches_bert_score tests/test_bertscore.py::test_mean_aggregation tests/test_bertscore.py::test_empty_strings tests/test_bertscore.py::test_default_baseline_is_shipped_file tests/test_bertscore.py::test_cache_hit_skips_encoder tests/test_bertscore.py::test_hash_and_describe_have_no_path"
 )
-ORDER=(stats ranking significance comparable recommendations tables rouge set_overlap classification text_norm provenance hf textgen
+ORDER=(stats ranking significance comparable recommendations tables learning_curves rouge
+       set_overlap classification text_norm provenance hf textgen
        bertscore)
 # targets whose tests run torch, which is not fork-safe: their mutants fork from a fork server
 FORKSERVER=" hf textgen bertscore "

@@ -21,6 +21,7 @@ from pipeline.report.bertscore_suite import bertscore_sections
 from pipeline.report.decision import excluded_section, recommendation_section
 from pipeline.report.errors_table import error_section, unparsable_section
 from pipeline.report.html import Section, export_images, write_report
+from pipeline.report.learning_chart import learning_sections
 from pipeline.report.slices import resolve, slice_section
 from pipeline.report.style import fmt
 from pipeline.scoring.metrics import directions
@@ -94,6 +95,9 @@ def sweep_sections(cfg: DictConfig, paths: OutputPaths, ranked: pd.DataFrame) ->
                  sc.significance_matrix(pvalues, float(cfg.aggregate.alpha), ranked,
                                         int(rep.max_matrix),
                                         _optional_csv(paths.tables / "pairwise_tests.csv"))]
+    sections += learning_sections(ranked, _optional_csv(paths.tables / "learning_curves.csv"),
+                                  _optional_csv(paths.tables / "learning_curve_bands.csv"),
+                                  float(cfg.aggregate.alpha))
     human = sc.human_section(_optional_csv(paths.tables / "human_correlations.csv"))
     return sections + ([human] if human is not None else [])
 
