@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from pipeline.aggregate.learning_curves import learning_curve_section
 from pipeline.aggregate.manifest_summary import provenance_lines
 from pipeline.aggregate.ranking import OVERALL, cell_label, order_best
 from pipeline.aggregate.significance import p_text
@@ -601,6 +602,14 @@ def _policy(alpha: float, tables: Mapping[str, pd.DataFrame]) -> str:
                          n_perm=f" ({n:,} for the overall score here)" if n else "")
 
 
+def _learning(tables: Mapping[str, pd.DataFrame], min_effect: float,
+              alpha: float) -> str | None:
+    """The learning-curve section's body (its own heading dropped: the section names it)."""
+    curves = tables.get("learning_curves")
+    text = None if curves is None else learning_curve_section(curves, min_effect, alpha)
+    return None if text is None else text.split("\n", 2)[2]
+
+
 def _left_out(excluded: pd.DataFrame | None) -> str | None:
     if excluded is None or excluded.empty:
         return None
@@ -636,6 +645,7 @@ def render_analysis(ranked: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
         ("Top and bottom cells", _top_bottom(ranked, significance, alpha, top_n, min_effect)),
         ("Effect of training data", _scaling_section(ranked, tables, pairwise, alpha,
                                                      min_effect)),
+        ("Learning curves: would more data pay?", _learning(tables, min_effect, alpha)),
         ("Model families", _family_section(ranked, tables)),
         ("Per-task findings", _task_section(tables, significance, alpha, min_effect)),
         ("Classification accuracy", _accuracy_buckets(ranked)),

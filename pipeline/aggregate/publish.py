@@ -19,12 +19,14 @@ from pipeline.aggregate import tables as tb
 from pipeline.aggregate.analysis import untested_note, write_analysis_md
 from pipeline.aggregate.comparable import Comparable
 from pipeline.aggregate.examples import Examples
+from pipeline.aggregate.learning_curves import learning_curves
 from pipeline.aggregate.manifest_summary import read_provenance
 from pipeline.aggregate.outputs import SET_DIR, link_set, remove_strays, write_stamp
 from pipeline.aggregate.ranking import (
     OVERALL,
     PerExample,
     adjacent_significance,
+    example_overall,
     overall_family,
     pairwise_tests,
     pvalue_matrix,
@@ -47,12 +49,15 @@ def build_tables(ranked: pd.DataFrame, cells: pd.DataFrame, per_example: PerExam
                  human: pd.DataFrame | None = None, n_boot: int = 1000, seed: int = 0,
                  alpha: float = 0.05, max_pairs: int | None = None,
                  examples: Examples | None = None, family: FamilyTests | None = None,
-                 min_effect: float = 0.0) -> dict[str, pd.DataFrame]:
+                 min_effect: float = 0.0,
+                 extrapolate_to: int | None = None) -> dict[str, pd.DataFrame]:
     """All summary tables by file stem (``significance`` excluded, see :func:`write_all`).
 
     ``pairwise_pvalues`` is the matrix of the cells whose every pair was tested;
     ``pairwise_tests`` lists every test of the overall score's family (raw and Holm-adjusted
-    p-values, bounds). ``family`` and ``examples`` are computed when not given.
+    p-values, bounds); ``learning_curves`` and ``learning_curve_bands`` the per-model fits of
+    :mod:`pipeline.aggregate.learning_curves`. ``family`` and ``examples`` are computed when
+    not given.
     """
     examples = examples or sweep_examples(per_example, higher_is_better, weights)
     tests, top = pairwise_tests(cells, per_example, higher_is_better, weights, n_boot, seed,
@@ -70,9 +75,25 @@ def build_tables(ranked: pd.DataFrame, cells: pd.DataFrame, per_example: PerExam
         "pairwise_pvalues": pvalue_matrix(tests, top),
         "pairwise_tests": tests,
     }
+    out["learning_curves"], out["learning_curve_bands"] = learning_curves(
+        ranked, _overall_by_id(per_example, weights) or None, min_effect, extrapolate_to,
+        n_boot, seed, alpha)
     if human is not None:
         out["human_correlations"] = tb.human_correlations(per_example, ranked, human, weights,
                                                           n_boot, seed, alpha)
+    return out
+
+
+def _overall_by_id(per_example: PerExample,
+                   weights: Mapping[str, float]) -> dict[tuple[str, int], pd.Series]:
+    """Each cell's per-example overall score indexed by example id (cells without one left
+    out)."""
+    out = {}
+    for key, frame in per_example.items():
+        overall = example_overall(frame, weights)
+        if overall is not None:
+            out[key] = pd.Series(overall.to_numpy(dtype=float),
+                                 index=frame["id"].astype(str))
     return out
 
 
@@ -100,7 +121,8 @@ def write_all(out_dir: Path, cells: pd.DataFrame, per_example: PerExample,
     significance = adjacent_significance(cells, per_example, higher_is_better, weights, n_boot,
                                          seed, alpha, examples, family)
     tables = build_tables(ranked, cells, per_example, higher_is_better, weights, human,
-                          n_boot, seed, alpha, max_pairs, examples, family, min_effect)
+                          n_boot, seed, alpha, max_pairs, examples, family, min_effect,
+                          extrapolate_to)
     if comparable is not None and len(comparable.excluded):
         tables["excluded_cells"] = comparable.excluded
     remove_strays(out_dir)
