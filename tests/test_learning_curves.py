@@ -510,10 +510,8 @@ def test_chart_without_the_bands_table_still_shows_points_and_predictions() -> N
 
 @pytest.mark.slow  # a sweep aggregated and reported (about 9 s on this machine)
 def test_report_shows_the_learning_curve_tables(tmp_path: Path, compose_cfg: Callable) -> None:
-    """build_report picks up tables/learning_curves.csv and its bands when aggregate wrote
-    them (here written by hand beside the aggregate's tables)."""
-    from pipeline.aggregate.ranking import example_overall
-    from pipeline.aggregate.runs import load_runs
+    """The aggregate writes tables/learning_curves.csv and its bands; build_report draws
+    them."""
     from pipeline.aggregate.stage import aggregate
     from pipeline.core.paths import OutputPaths
     from pipeline.report.build import build_report
@@ -524,14 +522,10 @@ def test_report_shows_the_learning_curve_tables(tmp_path: Path, compose_cfg: Cal
     cfg = compose_cfg(f"output_dir={out}", "aggregate.n_boot=50")
     aggregate(cfg)
     paths = OutputPaths(out)
-    ranked = pd.read_csv(paths.comparison_csv)
-    runs = load_runs(out)
-    weights = dict(cfg.aggregate.weights)
-    scores = {k: example_overall(f, weights).set_axis(f["id"].astype(str))
-              for k, f in runs.per_example.items()}
-    curves, bands = learning_curves(ranked, scores, float(cfg.aggregate.min_effect), n_boot=50)
-    curves.to_csv(paths.tables / "learning_curves.csv", index=False)
-    bands.to_csv(paths.tables / "learning_curve_bands.csv", index=False)
+    curves = pd.read_csv(paths.tables / "learning_curves.csv")
+    assert len(curves) == 2 and curves["predicted_ci_low"].notna().all()
+    assert (paths.tables / "learning_curve_bands.csv").exists()
+    assert "## Learning curves: would more data pay?" in paths.analysis_md.read_text()
     page = build_report(cfg).read_text()
     assert 'id="learning-curves"' in page
     assert "A saturating power law fitted to the overall score of each of 2 model(s)" in page
