@@ -18,6 +18,7 @@ from pipeline.core.paths import OutputPaths, run_file
 from pipeline.report import sweep_charts as sc
 from pipeline.report.bertscore_suite import bertscore_sections
 from pipeline.report.errors_table import error_section, unparsable_section
+from pipeline.report.examples_page import examples_section
 from pipeline.report.html import Section, export_images, write_report
 from pipeline.report.slices import resolve, slice_section
 from pipeline.report.style import fmt
@@ -188,6 +189,8 @@ def build_report(cfg: DictConfig) -> Path:
     finished = _finished(paths, ranked)
     sections = [provenance_section(read_provenance(paths.root, finished)),
                 *sweep_sections(cfg, paths, ranked)]
+    tests = load_examples(paths, paths.run_dir(*finished[0])) if finished else None
+    sections.append(examples_section(cfg, paths, ranked, tests))
     chosen = cfg.report.model is not None
     if finished or chosen:
         done = set(finished)
