@@ -101,10 +101,6 @@ def slice_fields(examples: pd.DataFrame) -> dict[str, list[str]]:
     return fields
 
 
-def _number(value: float) -> int | None:
-    return None if not np.isfinite(value) else int(round(float(value) * SCALE))
-
-
 @dataclass
 class CellData:
     """One cell's per-example metric values and outputs, indexed by example id."""
@@ -127,8 +123,15 @@ def read_cell(run_dir: Path, weights: dict[str, float]) -> CellData:
     return CellData(scores, {str(r["id"]): r for r in records}, raw)
 
 
-def _example_payload(rid: str, cells: list[CellData], tasks: list[dict],
-                     metrics: list[str]) -> dict[str, Any]:
+def metric_rows(scores: pd.DataFrame, metrics: list[str]) -> dict[str, list[int | None]]:
+    """Example id -> its values of ``metrics`` as integers of value * :data:`SCALE`."""
+    values = np.round(scores.reindex(columns=metrics).to_numpy(dtype=float) * SCALE)
+    table = [[int(v) if np.isfinite(v) else None for v in row] for row in values.tolist()]
+    return dict(zip(scores.index, table, strict=True))
+
+
+def _example_payload(rid: str, cells: list[CellData], values: list[dict[str, list]],
+                     tasks: list[dict]) -> dict[str, Any]:
     """Outputs (``o``: text indices per task), raw texts (``r``: [cell, task, text]) and metric
     values (``m``) of every cell for one example; texts shared by cells are stored once."""
     texts: dict[str, int] = {}
@@ -136,7 +139,7 @@ def _example_payload(rid: str, cells: list[CellData], tasks: list[dict],
     def ref(text: str) -> int:
         return texts.setdefault(text, len(texts))
 
-    outputs, raws, values = [], [], []
+    outputs, raws = [], []
     for c, cell in enumerate(cells):
         rec = cell.outputs.get(rid)
         outputs.append(None if rec is None else
@@ -144,12 +147,7 @@ def _example_payload(rid: str, cells: list[CellData], tasks: list[dict],
                         for t in tasks])
         raws += [[c, k, ref(cell.raw[rid, t["name"]])] for k, t in enumerate(tasks)
                  if (rid, t["name"]) in cell.raw]
-        if rid in cell.scores.index:
-            row = cell.scores.loc[rid]
-            values.append([_number(row[m]) if m in row.index else None for m in metrics])
-        else:
-            values.append(None)
-    return {"t": list(texts), "o": outputs, "r": raws, "m": values}
+    return {"t": list(texts), "o": outputs, "r": raws, "m": [v.get(rid) for v in values]}
 
 
 def assemble(cfg: DictConfig, paths: OutputPaths, ranked: pd.DataFrame,
@@ -178,8 +176,8 @@ def assemble(cfg: DictConfig, paths: OutputPaths, ranked: pd.DataFrame,
     source = SOURCE if SOURCE in recs.columns else text_field(recs.reset_index(drop=True))
     refs = [[references(v, t["kind"]) for v in recs[t["field"]]] if t["field"] in recs
             else [[] for _ in ids] for t in tasks]
-    overall = [[_number(v) for v in d.scores[OVERALL].reindex(ids).to_numpy(dtype=float)]
-               for d in data]
+    values = [metric_rows(d.scores, metrics) for d in data]
+    overall = [[v[i][-1] if i in v else None for i in ids] for v in values]
     index = {
         "note": None if examples is not None else
         "The test records were not found: inputs, references and slices are left out.",
@@ -196,7 +194,7 @@ def assemble(cfg: DictConfig, paths: OutputPaths, ranked: pd.DataFrame,
                       "refs": [r[n] for r in refs]} for n, i in enumerate(ids)],
         "overall": overall,
     }
-    chunks = [{"start": s, "examples": [_example_payload(i, data, tasks, metrics)
+    chunks = [{"start": s, "examples": [_example_payload(i, data, values, tasks)
                                         for i in ids[s:s + CHUNK_EXAMPLES]]}
               for s in range(0, len(ids), CHUNK_EXAMPLES)]
     return Explorer(index, chunks)
