@@ -162,8 +162,10 @@ def assemble(cfg: DictConfig, paths: OutputPaths, ranked: pd.DataFrame,
             for m, t in zip(cells["model"], cells["train_size"], strict=True)]
     scored = [c for c in dict.fromkeys(col for d in data for col in d.scores.columns)
               if c in higher]
+    fields = {f for d in data for rec in list(d.outputs.values())[:1] for f in rec}
     tasks = [{"name": t, "field": get_task(t).field, "kind": get_task(t).kind,
               "metrics": [m for m in scored if m.startswith(f"{t}_")]} for t in cfg.tasks]
+    tasks = [t for t in tasks if t["metrics"] or t["field"] in fields]  # the data's tasks
     metrics = [m for t in tasks for m in t["metrics"]] + [OVERALL]
     ids = list(dict.fromkeys(i for d in data for i in d.scores.index))
     if examples is not None:
