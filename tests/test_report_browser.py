@@ -265,6 +265,16 @@ def test_example_explorer(browser_page: Page, tmp_path: Path, compose_cfg: Calla
     assert gaps[0] == max(gaps) and gaps == sorted(gaps, reverse=True)
     top = page.evaluate("document.querySelector('#list tbody tr').children[1].textContent")
     _wait(page, f"document.getElementById('detail').dataset.example === {json.dumps(top)}")
+    # ... beside its references, task by task: the A and B of the selects, then every cell
+    pair = page.evaluate("""[document.getElementById('cell-a'), document.getElementById('cell-b')]
+        .map(s => s.options[s.selectedIndex].textContent)""")
+    heads = page.evaluate("""Array.from(document.querySelectorAll('#compare thead th'))
+        .map(th => th.textContent)""")
+    assert heads[:2] == ["task", "references"] and len(heads) == 4
+    assert [h.split(" ")[0] for h in heads[2:]] == ["A" + pair[0], "B" + pair[1]]
+    refs = page.evaluate("document.querySelectorAll('#compare ol.refs li').length")
+    top_refs = next(e["refs"] for e in index["examples"] if e["id"] == top)
+    assert refs == sum(len(r) for r in top_refs) == 4
     # j moves to the next example of the list
     second = page.evaluate("document.querySelectorAll('#list tbody tr')[1].children[1]"
                            ".textContent")

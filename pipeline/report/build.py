@@ -190,7 +190,7 @@ def build_report(cfg: DictConfig) -> Path:
     sections = [provenance_section(read_provenance(paths.root, finished)),
                 *sweep_sections(cfg, paths, ranked)]
     tests = load_examples(paths, paths.run_dir(*finished[0])) if finished else None
-    sections.append(examples_section(cfg, paths, ranked, tests))
+    sections.insert(2, examples_section(cfg, paths, ranked, tests))  # after the leaderboard
     chosen = cfg.report.model is not None
     if finished or chosen:
         done = set(finished)
