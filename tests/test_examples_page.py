@@ -86,6 +86,7 @@ def test_offers_ranked_cells_and_defaults_to_each_models_best(sweep: Path) -> No
 def test_default_cells_one_per_model_in_rank_order() -> None:
     cells = pd.DataFrame({"model": ["b", "a", "b", "c", "a"], "rank": [1, 2, 3, 4, 5]})
     assert default_cells(cells) == [0, 1, 3]
+    assert default_cells(cells, limit=2) == [0, 1]  # the best-ranked models only
 
 
 def test_chunks_hold_every_cells_outputs_and_metric_values(sweep: Path,

@@ -40,6 +40,7 @@ DATA_DIR = "examples"  # report/examples/{index.js, chunk-NNN.js}
 CHUNK_EXAMPLES = 20  # examples per chunk file
 SCALE = 1000  # metric values are stored as integers of value * SCALE (3 decimals)
 SOURCE = "article"  # the record field the tasks are computed from
+DEFAULT_MODELS = 24  # shown on opening: the best cell of each of the 24 best-ranked models
 NEEDS_RUNS = ("The example explorer needs per-example data: this ranking was aggregated from a "
               "per-model table (`input=`), so there are no outputs to show. Run the sweep "
               "(`python -m pipeline.compare -m`) to get runs/<model>/<size>/.")
@@ -61,9 +62,10 @@ def offered_cells(paths: OutputPaths, ranked: pd.DataFrame) -> pd.DataFrame:
     return ranked[done].sort_values("rank", kind="stable").reset_index(drop=True)
 
 
-def default_cells(cells: pd.DataFrame) -> list[int]:
-    """Positions of each model's best-ranked cell (one per model), in rank order."""
-    return [int(i) for i in cells.drop_duplicates("model").index]
+def default_cells(cells: pd.DataFrame, limit: int = DEFAULT_MODELS) -> list[int]:
+    """Positions of each model's best-ranked cell (one per model), in rank order; of the
+    ``limit`` best-ranked models only, so that the list stays readable and quick to draw."""
+    return [int(i) for i in cells.drop_duplicates("model").index[:limit]]
 
 
 def _text(value: object) -> str:
@@ -190,7 +192,7 @@ def assemble(cfg: DictConfig, paths: OutputPaths, ranked: pd.DataFrame,
         "cells": [{"label": cell_label(str(r.model), int(r.train_size)), "model": str(r.model),
                    "train_size": int(r.train_size), "rank": float(r.rank),
                    "overall": float(getattr(r, OVERALL))} for r in cells.itertuples()],
-        "defaults": default_cells(cells),
+        "defaults": default_cells(cells), "n_models": int(cells["model"].nunique()),
         "slices": slice_fields(recs.reset_index(drop=True)) if examples is not None else {},
         "examples": [{"id": i, "input": _text(recs[source].iloc[n]) if source else "",
                       "refs": [r[n] for r in refs]} for n, i in enumerate(ids)],
