@@ -290,3 +290,15 @@ def test_example_explorer(browser_page: Page, tmp_path: Path, compose_cfg: Calla
     shot = page.call("Page.captureScreenshot", format="png")
     (tmp_path / "examples.png").write_bytes(base64.b64decode(shot["data"]))
     assert console_errors(page) == [] and remote_requests(page) == []
+
+
+def test_example_explorer_without_runs(browser_page: Page, tmp_path: Path,
+                                       compose_cfg: Callable) -> None:
+    """From a per-model table the explorer says it needs per-example data, without errors."""
+    report = table_report(tmp_path / "out", compose_cfg).parent
+    browser_page.call("Page.navigate", url=(report / "examples.html").resolve().as_uri())
+    browser_page.wait_for("Page.loadEventFired")
+    note = _wait(browser_page, "document.getElementById('note').textContent")
+    assert "needs per-example data" in note
+    assert browser_page.evaluate("document.getElementById('main').offsetHeight") == 0
+    assert console_errors(browser_page) == [] and remote_requests(browser_page) == []
