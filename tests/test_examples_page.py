@@ -7,6 +7,8 @@ import base64
 import gzip
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from pipeline.report.examples_page import (
     default_cells,
     references,
 )
+from tests.conftest import ROOT, run_env
 from tests.test_report import make_sweep
 from tests.test_report_any_data import plain_report, table_report
 
@@ -208,3 +211,20 @@ def test_rebuild_leaves_no_stale_chunks(sweep: Path, compose_cfg: Callable) -> N
     build_report(cfg)
     assert not stale.exists() and len(chunks(sweep / "report")) == 2
     assert not [p for p in (sweep / "report").iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.slow
+def test_bench_quick_smoke(tmp_path: Path) -> None:
+    """scripts/bench_examples_page.py --quick builds both pages and measures their sizes."""
+    bench = ROOT / "scripts" / "bench_examples_page.py"
+    out = subprocess.run([sys.executable, str(bench), "--quick", "--work", str(tmp_path)],
+                         capture_output=True, text=True, env=run_env(), cwd=ROOT, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if "total_mb" in line)
+    rows = [line.split() for line in lines[header + 1:] if line.strip()
+            and not line.startswith("chromium not found")]
+    assert [r[:2] for r in rows] == [["template", "4"], ["synthetic", "12"]]
+    for sweep, n_cells in (("reference", 4), ("sweep12", 12)):
+        index = read_index(tmp_path / sweep / "report")
+        assert len(index["cells"]) == n_cells and len(chunks(tmp_path / sweep / "report")) == 1
