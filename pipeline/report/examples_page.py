@@ -191,7 +191,7 @@ def assemble(cfg: DictConfig, paths: OutputPaths, ranked: pd.DataFrame,
         "metrics": [{"name": m, "higher": bool(higher.get(m, True))} for m in metrics],
         "cells": [{"label": cell_label(str(r.model), int(r.train_size)), "model": str(r.model),
                    "train_size": int(r.train_size), "rank": float(r.rank),
-                   "overall": float(getattr(r, OVERALL))} for r in cells.itertuples()],
+                   "overall": _finite(getattr(r, OVERALL))} for r in cells.itertuples()],
         "defaults": default_cells(cells), "n_models": int(cells["model"].nunique()),
         "slices": slice_fields(recs.reset_index(drop=True)) if examples is not None else {},
         "examples": [{"id": i, "input": _text(recs[source].iloc[n]) if source else "",
@@ -202,6 +202,10 @@ def assemble(cfg: DictConfig, paths: OutputPaths, ranked: pd.DataFrame,
                                         for i in ids[s:s + CHUNK_EXAMPLES]]}
               for s in range(0, len(ids), CHUNK_EXAMPLES)]
     return Explorer(index, chunks)
+
+
+def _finite(value: object) -> float | None:
+    return float(value) if pd.notna(value) and np.isfinite(float(value)) else None
 
 
 def _json(obj: object) -> str:
