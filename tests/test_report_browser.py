@@ -3,7 +3,8 @@
 Checks: loads from file:// with no console errors and no network requests, every figure
 draws, and a full-page screenshot is saved under the test's tmp dir. Reports: synthetic 4-
 and 40-model sweeps on the demo records, a sweep over records without metadata and a report
-from a per-model table.
+from a per-model table. The example explorer (examples.html): every shown cell's outputs of
+the selected example are displayed as text, ordering, j/k and the search box work.
 """
 
 from __future__ import annotations
@@ -139,18 +140,26 @@ def render(page: Page, html_path: Path, screenshot: Path) -> dict:
                      clip={"x": 0, "y": 0, "width": metrics["width"],
                            "height": min(metrics["height"], 16000), "scale": 1})
     screenshot.write_bytes(base64.b64decode(shot["data"]))
-    events = page.events
-    requests = [e["params"]["request"]["url"] for e in events
-                if e.get("method") == "Network.requestWillBeSent"]
-    errors = [e["params"] for e in events
-              if (e.get("method") == "Runtime.exceptionThrown")
-              or (e.get("method") == "Runtime.consoleAPICalled"
-                  and e["params"]["type"] in ("error", "assert"))
-              or (e.get("method") == "Log.entryAdded"
-                  and e["params"]["entry"]["level"] == "error")]
-    return {"expected": expected, "drawn": drawn, "errors": errors,
-            "remote": [u for u in requests if not u.startswith(LOCAL)],
+    return {"expected": expected, "drawn": drawn, "errors": console_errors(page),
+            "remote": remote_requests(page),
             "figures_attr": int(page.evaluate("document.body.dataset.figures"))}
+
+
+def console_errors(page: Page) -> list[dict]:
+    """Exceptions, console errors/asserts and error log entries seen so far."""
+    return [e["params"] for e in page.events
+            if (e.get("method") == "Runtime.exceptionThrown")
+            or (e.get("method") == "Runtime.consoleAPICalled"
+                and e["params"]["type"] in ("error", "assert"))
+            or (e.get("method") == "Log.entryAdded"
+                and e["params"]["entry"]["level"] == "error")]
+
+
+def remote_requests(page: Page) -> list[str]:
+    """URLs requested so far that are not local (file:, data:, blob:, about:)."""
+    return [e["params"]["request"]["url"] for e in page.events
+            if e.get("method") == "Network.requestWillBeSent"
+            and not e["params"]["request"]["url"].startswith(LOCAL)]
 
 
 @pytest.mark.parametrize("n_models", [4, 40])
@@ -202,3 +211,94 @@ FILTER_ROWS = """(function () {
   return [rows.filter(r => r.style.display !== 'none').length, rows.length,
           box.nextElementSibling.textContent];
 })()"""
+
+
+def _wait(page: Page, expression: str, timeout: float = 60) -> object:
+    end = time.time() + timeout
+    while time.time() < end:
+        value = page.evaluate(expression)
+        if value:
+            return value
+        time.sleep(0.2)
+    raise TimeoutError(expression)
+
+
+EXPLORER_STATE = """(function () {
+  var rows = Array.from(document.querySelectorAll('#detail tr[data-cell]'));
+  return {example: document.getElementById('detail').dataset.example,
+          chips: Array.from(document.querySelectorAll('#chips .chip')).map(
+            c => c.firstChild.textContent),
+          cells: rows.map(r => r.dataset.cell),
+          outputs: rows.map(r => Array.from(r.querySelectorAll('td.out .text')).map(
+            t => t.textContent)),
+          markup: document.querySelectorAll('#detail b, #list b').length,
+          listed: document.querySelectorAll('#list tbody tr').length};
+})()"""
+
+
+def test_example_explorer(browser_page: Page, tmp_path: Path, compose_cfg: Callable) -> None:
+    """Open examples.html, select an example, order by the A-B gap, filter, move with j."""
+    out = tmp_path / "out"
+    build_sweep_report(out, 4, compose_cfg)
+    page = browser_page
+    page.call("Page.navigate", url=(out / "report" / "examples.html").resolve().as_uri())
+    page.wait_for("Page.loadEventFired")
+    _wait(page, "document.querySelector('#detail tr[data-cell]') !== null")
+    state = page.evaluate(EXPLORER_STATE)
+    index = json.loads((out / "report" / "examples" / "index.js").read_text()[14:-3])
+    assert state["chips"] == [index["cells"][i]["label"] for i in index["defaults"]]
+    assert sorted(state["cells"]) == sorted(state["chips"]) and len(state["cells"]) == 4
+    assert state["listed"] == len(index["examples"]) and state["markup"] == 0
+    first = index["examples"][0]["id"]
+    assert state["example"] == first
+    for label, texts in zip(state["cells"], state["outputs"], strict=True):
+        model, size = label.split("@")
+        preds = [json.loads(line) for line in
+                 (out / "runs" / model / size / "predictions.jsonl").read_text().splitlines()]
+        rec = next(r for r in preds if r["id"] == first)
+        # every task's output of every shown cell, as text (the <b> in it is not markup)
+        assert texts == [rec["summary"], rec["title"], ", ".join(rec["tags"]), rec["type"]]
+    # "largest A-B gap": one click, the first example shown is the one where A and B differ most
+    page.evaluate("document.getElementById('by-gap').click()")
+    gaps = page.evaluate("""Array.from(document.querySelectorAll('#list tbody tr')).map(
+        r => Math.abs(parseFloat(r.children[3].textContent)))""")
+    assert gaps[0] == max(gaps) and gaps == sorted(gaps, reverse=True)
+    top = page.evaluate("document.querySelector('#list tbody tr').children[1].textContent")
+    _wait(page, f"document.getElementById('detail').dataset.example === {json.dumps(top)}")
+    # ... beside its references, task by task: the A and B of the selects, then every cell
+    pair = page.evaluate("""[document.getElementById('cell-a'), document.getElementById('cell-b')]
+        .map(s => s.options[s.selectedIndex].textContent)""")
+    heads = page.evaluate("""Array.from(document.querySelectorAll('#compare thead th'))
+        .map(th => th.textContent)""")
+    assert heads[:2] == ["task", "references"] and len(heads) == 4
+    assert [h.split(" ")[0] for h in heads[2:]] == ["A" + pair[0], "B" + pair[1]]
+    refs = page.evaluate("document.querySelectorAll('#compare ol.refs li').length")
+    top_refs = next(e["refs"] for e in index["examples"] if e["id"] == top)
+    assert refs == sum(len(r) for r in top_refs) == 4
+    # j moves to the next example of the list
+    second = page.evaluate("document.querySelectorAll('#list tbody tr')[1].children[1]"
+                           ".textContent")
+    page.evaluate("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'j'}))")
+    _wait(page, f"document.getElementById('detail').dataset.example === {json.dumps(second)}")
+    # the search box narrows the list
+    page.evaluate(f"""(function () {{ var box = document.getElementById('search');
+        box.value = {json.dumps(first)}; box.dispatchEvent(new Event('input')); }})()""")
+    state = page.evaluate(EXPLORER_STATE)
+    assert 0 < state["listed"] < len(index["examples"])
+    assert page.evaluate("document.getElementById('count').textContent").startswith(
+        f"{state['listed']} of {len(index['examples'])}")
+    shot = page.call("Page.captureScreenshot", format="png")
+    (tmp_path / "examples.png").write_bytes(base64.b64decode(shot["data"]))
+    assert console_errors(page) == [] and remote_requests(page) == []
+
+
+def test_example_explorer_without_runs(browser_page: Page, tmp_path: Path,
+                                       compose_cfg: Callable) -> None:
+    """From a per-model table the explorer says it needs per-example data, without errors."""
+    report = table_report(tmp_path / "out", compose_cfg).parent
+    browser_page.call("Page.navigate", url=(report / "examples.html").resolve().as_uri())
+    browser_page.wait_for("Page.loadEventFired")
+    note = _wait(browser_page, "document.getElementById('note').textContent")
+    assert "needs per-example data" in note
+    assert browser_page.evaluate("document.getElementById('main').offsetHeight") == 0
+    assert console_errors(browser_page) == [] and remote_requests(browser_page) == []

@@ -20,6 +20,7 @@ from pipeline.report import sweep_charts as sc
 from pipeline.report.bertscore_suite import bertscore_sections
 from pipeline.report.decision import excluded_section, recommendation_section
 from pipeline.report.errors_table import error_section, unparsable_section
+from pipeline.report.examples_page import examples_section
 from pipeline.report.html import Section, export_images, write_report
 from pipeline.report.learning_chart import learning_sections
 from pipeline.report.slices import resolve, slice_section
@@ -200,6 +201,8 @@ def build_report(cfg: DictConfig) -> Path:
     sections = [*(s for s in decision if s is not None),
                 provenance_section(read_provenance(paths.root, finished)),
                 *sweep_sections(cfg, paths, ranked)]
+    tests = load_examples(paths, paths.run_dir(*finished[0])) if finished else None
+    sections.insert(2, examples_section(cfg, paths, ranked, tests))  # after the leaderboard
     chosen = cfg.report.model is not None
     if finished or chosen:
         done = set(finished)

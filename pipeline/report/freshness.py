@@ -21,7 +21,8 @@ STAMP = "report.json"
 
 def report_inputs(cfg: DictConfig, paths: OutputPaths) -> str | None:
     """sha256 over what the report reads: the published aggregate set (its run id), the
-    config (less ``force``), every finished cell's predictions, the report code and the
+    config (less ``force``), every finished cell's predictions, the report code (with the
+    explorer page) and the
     plotly version; None when there is no published set to check against."""
     stamp = published(paths.root)
     if stamp is None:
@@ -30,7 +31,8 @@ def report_inputs(cfg: DictConfig, paths: OutputPaths) -> str | None:
                 if k != "force"}
     h = hashlib.sha256(f"{stamp['run_id']}\0{metadata.version('plotly')}\0".encode())
     h.update(dumps(settings).encode())
-    for source in sorted(Path(__file__).parent.glob("*.py")):
+    code = Path(__file__).parent
+    for source in sorted([*code.glob("*.py"), *code.glob("*.html")]):
         h.update(source.read_bytes())
     for run_dir in run_dirs(paths):
         predictions = run_file(run_dir, "predictions")
