@@ -202,7 +202,8 @@ def build_report(cfg: DictConfig) -> Path:
                 provenance_section(read_provenance(paths.root, finished)),
                 *sweep_sections(cfg, paths, ranked)]
     tests = load_examples(paths, paths.run_dir(*finished[0])) if finished else None
-    sections.insert(2, examples_section(cfg, paths, ranked, tests))  # after the leaderboard
+    board = next(i for i, s in enumerate(sections) if s.title == "Leaderboard")
+    sections.insert(board + 1, examples_section(cfg, paths, ranked, tests))
     chosen = cfg.report.model is not None
     if finished or chosen:
         done = set(finished)
