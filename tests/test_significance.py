@@ -52,6 +52,14 @@ def test_holm_tracks_which_adjusted_values_are_bounds() -> None:
     p, bound = holm([0.6, np.nan, 0.7], [True, False, False])
     np.testing.assert_allclose(p, [1.0, np.nan, 1.0])
     assert list(bound) == [False, False, False]
+    # an exact term equal to the running maximum makes the value exact: 2 x 0.01 = 0.02
+    p, bound = holm([0.01, 0.02], [True, False])
+    np.testing.assert_allclose(p, [0.02, 0.02])
+    assert list(bound) == [True, False]
+    # a bound term of exactly 1: "p <= 1" says nothing, so 1 is exact
+    p, bound = holm([0.5, 0.9], [True, False])
+    np.testing.assert_allclose(p, [1.0, 1.0])
+    assert list(bound) == [False, False]
     p, bound = adjusted_family([1 / 11, 0.5], None)  # no Monte-Carlo test: no bound
     assert not bound.any()
     p, bound = adjusted_family([1 / 11, 0.5], 10)
@@ -59,7 +67,7 @@ def test_holm_tracks_which_adjusted_values_are_bounds() -> None:
 
 
 def test_p_text_prints_bounds_and_never_zero() -> None:
-    assert p_text(0.0312) == "p = 0.0312"
+    assert p_text(0.0312) == "p = 0.0312" and p_text(0.001) == "p = 0.001"
     assert p_text(0.0) == "p < 0.001" and p_text(1e-300) == "p < 0.001"
     assert p_text(0.025, bound=True, n_perm=2000) == "p <= 0.025 (2,000 permutations)"
     assert p_text(0.025, bound=True) == "p <= 0.025"
@@ -80,10 +88,23 @@ def test_family_walk_adds_the_pairs_it_needs_and_adjusts_again() -> None:
     np.testing.assert_allclose(fam.adjusted, 6 / 241, rtol=1e-12)
     assert fam.bound.all() and list(fam.groups) == [1, 2, 3, 4]
     assert fam.p(2, 1) == (pytest.approx(6 / 241), True) and fam.index(3, 3) is None
-    assert np.isnan(fam.p(3, 3)[0])
+    assert np.isnan(fam.p(3, 3)[0]) and fam.p(3, 3)[1] is False
     # with every pair given up front nothing is added, and the result is the same
     full = family_tests(x, [(i, j) for i in range(4) for j in range(i + 1, 4)], n_boot=10)
     np.testing.assert_array_equal(full.adjusted, fam.adjusted)
+    # alpha reaches the walk and the permutation count: a pair 0.04 apart has p = 0.013,
+    # significant at 0.05, not at 0.01
+    rng = np.random.default_rng(4)
+    base, d = rng.normal(0.5, 0.1, n), rng.normal(0, 0.1, n)
+    noisy = np.column_stack([base + d + 0.04 - d.mean(), base])
+    loose = family_tests(noisy, [(0, 1)], n_boot=2000)
+    assert loose.raw[0] == pytest.approx(0.013, abs=5e-4) and list(loose.groups) == [1, 2]
+    strict = family_tests(noisy, [(0, 1)], n_boot=2000, alpha=0.01)
+    assert strict.raw[0] == loose.raw[0] and list(strict.groups) == [1, 1]
+    assert family_tests(noisy, [(0, 1)], n_boot=10, alpha=0.001).n_perm == 2000
+    # seed 0 by default; another seed draws other sign flips
+    assert family_tests(noisy, [(0, 1)]).raw[0] == family_tests(noisy, [(0, 1)], seed=0).raw[0]
+    assert family_tests(noisy, [(0, 1)]).raw[0] != family_tests(noisy, [(0, 1)], seed=1).raw[0]
     # no shared data at all: no groups, no p-values
     empty = family_tests(np.full((3, 2), np.nan), [(0, 1)], n_boot=10)
     assert np.isnan(empty.groups).all() and np.isnan(empty.raw).all()

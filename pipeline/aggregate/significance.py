@@ -41,9 +41,9 @@ def at_floor(p: np.ndarray, n_perm: int) -> np.ndarray:
 
 def holm(p: np.ndarray, bound: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Holm-adjusted p-values (:func:`pipeline.aggregate.stats.holm_adjust`) and, per value,
-    whether it is an upper bound: the step-down maximum that sets it comes from a raw p-value
-    that is itself a bound (NaN entries are kept and not counted; a value capped at 1 is
-    exact)."""
+    whether it is an upper bound: the step-down maximum that sets it comes only from raw
+    p-values that are themselves bounds (an exact term equal to it makes it exact; NaN entries
+    are kept and not counted; a value capped at 1 is exact)."""
     p = np.asarray(p, dtype=float)
     raw_bound = np.zeros(p.shape, bool) if bound is None else np.asarray(bound, bool)
     adjusted = stats.holm_adjust(p)
@@ -53,7 +53,7 @@ def holm(p: np.ndarray, bound: np.ndarray | None = None) -> tuple[np.ndarray, np
     terms = (len(order) - np.arange(len(order))) * p[order]
     best, setter = -np.inf, -1
     for pos, idx in enumerate(order):
-        if terms[pos] > best:
+        if terms[pos] > best or (terms[pos] == best and not raw_bound[idx]):
             best, setter = terms[pos], idx
         out_bound[idx] = bool(raw_bound[setter]) and best < 1.0
     return adjusted, out_bound
