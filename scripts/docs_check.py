@@ -10,10 +10,11 @@ folder in which that page's commands run in order:
 
 A ``show`` command runs in the scenario folder after the blocks above it; ``$LOG`` is the file
 holding the stdout and stderr of the last ``run`` block. The scratch folder links the
-project's ``.venv``, ``conf``, ``examples``, ``scripts``, ``tests`` and ``Makefile``, so the commands are
-exactly those a reader types in the project folder. Timings, dates and the scratch path are
-normalised before comparing, and the scratch folder's path is left out. ``--update`` rewrites every ``show`` block from the real output
-(the way to refresh excerpts after an output format changed).
+project's ``.venv``, ``conf``, ``examples``, ``scripts``, ``tests`` and ``Makefile``, so the
+commands are exactly those a reader types in the project folder. Timings and dates are
+normalised before comparing, and the scratch folder's path is left out. ``--update``
+rewrites every ``show`` block from the real output (the way to refresh excerpts after an
+output format changed).
 
     .venv/bin/python scripts/docs_check.py [--update] [--only NAME ...] [--skip NAME ...] [PAGE ...]
 """
@@ -33,7 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ["README.md", *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.md")
                               if not p.name.startswith("notes-"))]
-MARKER = re.compile(r"<!-- docs-check (?P<name>[\w-]+) (?P<kind>run|setup|show)(?::\s*(?P<cmd>.*?))?\s*-->")
+MARKER = re.compile(
+    r"<!-- docs-check (?P<name>[\w-]+) (?P<kind>run|setup|show)(?::\s*(?P<cmd>.*?))?\s*-->")
 FENCE = re.compile(r"^(```+)")
 LINKED = (".venv", "conf", "examples", "scripts", "tests", "Makefile")
 # (pattern, replacement) applied to both the page and the real output before comparing
