@@ -52,7 +52,7 @@ def make_plain_sweep(root: Path, n_models: int = 3, n_examples: int = 60,
                         [{"id": r["id"], "summary": "pred", "title": "t"} for r in test])
             write_json(run_file(run_dir, "metrics"), {
                 "model": f"p{m}", "family": "famA" if m < 2 else "famB", "params_b": 1.0 + m,
-                "train_size": size, "perplexity": None,
+                "train_size": size, "perplexity": None, "n_examples": n_examples,
                 "metrics": scores[TEXT_METRICS].mean().to_dict()})
             write_json(run_file(run_dir, "manifest"), MANIFEST)
 
