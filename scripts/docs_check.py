@@ -40,7 +40,7 @@ FENCE = re.compile(r"^(```+)")
 LINKED = (".venv", "conf", "examples", "scripts", "tests", "Makefile")
 # (pattern, replacement) applied to both the page and the real output before comparing
 NORMALISE = [
-    (re.compile(r"\d{4}-\d{2}-\d{2}[ T_]\d{2}[:-]\d{2}[:-]\d{2}(\.\d+)?"), "<time>"),
+    (re.compile(r"\d{4}-\d{2}-\d{2}[ T_]\d{2}[:-]\d{2}[:-]\d{2}([.,]\d+)?"), "<time>"),
     (re.compile(r"\b\d+(\.\d+)? ?(s|ms|min)\b"), "<t> s"),
 ]
 
