@@ -34,6 +34,12 @@ def test_site_builds_strict_and_offline(tmp_path: Path) -> None:
     assert not list((tmp_path / "site").glob("notes-*"))  # helpers' notes stay out
 
 
+def test_screenshots_stay_small() -> None:
+    images = list((ROOT / "docs/img").glob("*.png"))
+    assert len(images) >= 5  # top, leaderboard and one chart per kind
+    assert sum(p.stat().st_size for p in images) < 1_500_000
+
+
 def test_readme_is_a_short_front_door() -> None:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     assert len(text.splitlines()) <= 250

@@ -17,8 +17,8 @@ from test_report_any_data import MANIFEST, make_plain_sweep
 
 from pipeline.aggregate.stage import aggregate
 from pipeline.aggregate.tracking import track_report
-from pipeline.core.io import write_json
 from pipeline.core.errors import ConfigError
+from pipeline.core.io import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
