@@ -177,9 +177,9 @@ def test_model_colours_are_shades_of_their_family() -> None:
                            "params_b": [1.0, 2.0, 1.0]})
     colors = model_colors(ranked)
     assert colors["c"] == "#e69f00"  # a family with one model keeps the family colour
-    # the two x models: #0072b2 (Okabe-Ito blue) 55% toward white (smaller) and 50% toward
+    # the two x models: #0072b2 (Okabe-Ito blue) 40% toward white (smaller) and 45% toward
     # black (larger), worked out by hand
-    assert colors["a"] == "#8cc0dc" and colors["b"] == "#003959"
+    assert colors["a"] == "#66aad1" and colors["b"] == "#003f62"
     symbols = model_symbols(ranked)
     assert symbols["a"] != symbols["b"]  # a shape of its own within the family
 

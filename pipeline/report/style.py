@@ -57,7 +57,7 @@ def model_colors(ranked: pd.DataFrame) -> dict[str, str]:
         n = len(grp)
         for i, model in enumerate(grp["model"]):
             # from light (small) to dark (large); one model keeps the family colour itself
-            t = 0.0 if n == 1 else -0.5 + 1.05 * (1 - i / (n - 1))
+            t = 0.0 if n == 1 else -0.45 + 0.85 * (1 - i / (n - 1))
             color = (_mix(base[fam], (255, 255, 255), t) if t > 0
                      else _mix(base[fam], (0, 0, 0), -t))
             out[str(model)] = color
