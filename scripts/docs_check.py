@@ -57,27 +57,42 @@ class Step:
     body: list[str] = field(default_factory=list)
 
 
+def _close(lines: list[str], start: int) -> int:
+    """The line closing the fenced block opened at ``start`` (or the end of the page)."""
+    fence = FENCE.match(lines[start])[1]
+    k = start + 1
+    while k < len(lines) and lines[k].rstrip() != fence:
+        k += 1
+    return k
+
+
 def parse(page: str) -> list[Step]:
-    """The markers of one page, in order, with the fenced block each one refers to."""
+    """The markers of one page, in order, with the fenced block each one refers to; markers
+    inside a fenced block are example text, not markers."""
     lines = (ROOT / page).read_text(encoding="utf-8").splitlines()
     steps: list[Step] = []
-    for i, line in enumerate(lines):
-        m = MARKER.search(line)
+    i = 0
+    while i < len(lines):
+        if FENCE.match(lines[i]):
+            i = _close(lines, i) + 1
+            continue
+        m = MARKER.search(lines[i])
         if not m:
+            i += 1
             continue
         step = Step(page, m["name"], m["kind"], (m["cmd"] or "").strip())
-        if step.kind != "setup":
-            j = i + 1
-            while j < len(lines) and not FENCE.match(lines[j]):
-                j += 1
-            if j == len(lines):
-                raise SystemExit(f"error: {page}, line {i + 1}: no fenced block after the marker")
-            fence = FENCE.match(lines[j])[1]
-            k = j + 1
-            while k < len(lines) and lines[k].rstrip() != fence:
-                k += 1
-            step.start, step.end, step.body = j + 1, k, lines[j + 1:k]
         steps.append(step)
+        if step.kind == "setup":
+            i += 1
+            continue
+        j = i + 1
+        while j < len(lines) and not FENCE.match(lines[j]):
+            j += 1
+        if j == len(lines):
+            raise SystemExit(f"error: {page}, line {i + 1}: no fenced block after the marker")
+        k = _close(lines, j)
+        step.start, step.end, step.body = j + 1, k, lines[j + 1:k]
+        i = k + 1
     return steps
 
 
