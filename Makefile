@@ -49,7 +49,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check pipeline tests scripts
 
 docs: $(STAMP)
-	$(PY) -m mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
 # UPDATE=1 rewrites the shown outputs from the real ones; ONLY="tour small" picks scenarios.
 docs-check: $(STAMP)
