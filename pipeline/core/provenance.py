@@ -48,9 +48,14 @@ def _pick(data: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     return picked | ({"finetune": data["finetune"]} if data.get("finetune") else {})
 
 
+def result_config(data: dict[str, Any]) -> dict[str, Any]:
+    """The result-relevant part of a resolved config: what :func:`config_hash` hashes."""
+    return _pick(data, RESULT_KEYS)
+
+
 def config_hash(cfg: DictConfig) -> str:
     """Hash of the result-relevant part of the resolved config (16 hex digits)."""
-    return _digest(_pick(resolved(cfg), RESULT_KEYS))
+    return _digest(result_config(resolved(cfg)))
 
 
 def generation_hash(cfg: DictConfig) -> str:

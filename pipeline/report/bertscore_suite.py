@@ -19,12 +19,13 @@ from scipy.stats import gaussian_kde
 
 from pipeline.core.errors import ConfigError, UserError
 from pipeline.report.html import Section, table_html
+from pipeline.report.style import DIVERGING, SEQUENTIAL
 
 DEFAULT_BANDS: dict[str, float] = {"Poor": 0.0, "Fair": 0.7, "Good": 0.8, "Excellent": 0.9}
 COMPONENTS = ("precision", "recall", "f1")
-BAND_SHADES = ("#d62728", "#ff7f0e", "#bcbd22", "#2ca02c", "#17becf", "#1f77b4")
+BAND_SHADES = ("#fde725", "#7ad151", "#22a884", "#2a788e", "#414487", "#440154")  # viridis
 F1_RANGE = (0.5, 1.0)
-COLORS = {"precision": "#4c78a8", "recall": "#f58518", "f1": "#54a24b"}
+COLORS = {"precision": "#0072b2", "recall": "#e69f00", "f1": "#009e73"}  # Okabe-Ito
 
 
 @dataclass(frozen=True)
@@ -106,13 +107,14 @@ def _heatmap(frame: pd.DataFrame, label: str, bands: list[tuple[str, float]],
     f1 = frame["f1"].to_numpy()
     z, text = _grid(f1, frame["id"].astype(str).tolist())
     lo, hi = f1_range
-    fig = go.Figure(go.Heatmap(z=z, text=text, colorscale="RdYlGn", zmin=lo, zmax=hi,
+    fig = go.Figure(go.Heatmap(z=z, text=text, colorscale=SEQUENTIAL, zmin=lo, zmax=hi,
                                colorbar={"title": f"F1<br>(fixed {lo:g}-{hi:g})"},
                                hovertemplate="%{text}<br>F1 %{z:.4f}<extra></extra>"))
     fig.update_layout(title=f"{label}: per-example F1 (row by row, in dataset order; colour "
                             f"scale fixed at {lo:g}-{hi:g} for every grid)",
-                      yaxis={"autorange": "reversed", "showticklabels": False},
-                      xaxis={"showticklabels": False}, height=420)
+                      yaxis={"autorange": "reversed", "showticklabels": False,
+                             "title": "grid row (examples in dataset order)"},
+                      xaxis={"showticklabels": False, "title": "grid column"}, height=420)
     low, high = frame.loc[frame["f1"].idxmin()], frame.loc[frame["f1"].idxmax()]
     second = bands[1] if len(bands) > 1 else bands[0]
     below = float((frame["f1"] < second[1]).mean())
@@ -139,7 +141,7 @@ def _scatter(frame: pd.DataFrame, label: str) -> Section:
     if trend is not None:
         xs = np.array([p.min(), p.max()])
         fig.add_trace(go.Scatter(x=xs, y=trend.slope * xs + trend.intercept, mode="lines",
-                                 name=f"trend: {trend.equation}", line={"color": "#e45756"}))
+                                 name=f"trend: {trend.equation}", line={"color": "#d55e00"}))
     fig.update_layout(title=f"{label}: precision vs recall", xaxis_title="precision",
                       yaxis_title="recall", legend={"orientation": "h", "y": -0.2})
     above = float((r > p).mean())
@@ -166,6 +168,9 @@ def _components(frame: pd.DataFrame, label: str) -> Section:
                                  hovertemplate="%{text}: %{y:.4f}<extra>" + c + "</extra>"),
                       row=1, col=2)
     fig.update_layout(title=f"{label}: precision, recall and F1")
+    fig.update_xaxes(title_text="component", row=1, col=1)
+    fig.update_xaxes(title_text="example (sorted by F1)", row=1, col=2)
+    fig.update_yaxes(title_text="BERTScore")
     gap = means["recall"] - means["precision"]
     side = "recall" if gap > 0 else "precision"
     reading = (f"Average precision {means['precision']:.4f}, recall {means['recall']:.4f}, "
@@ -177,10 +182,12 @@ def _components(frame: pd.DataFrame, label: str) -> Section:
 def _correlation(frame: pd.DataFrame, label: str) -> Section:
     corr = frame[list(COMPONENTS)].corr()
     fig = go.Figure(go.Heatmap(z=corr.to_numpy(), x=list(COMPONENTS), y=list(COMPONENTS),
-                               zmin=-1, zmax=1, colorscale="RdBu", text=corr.round(3).to_numpy(),
+                               zmin=-1, zmax=1, colorscale=DIVERGING,
+                               text=corr.round(3).to_numpy(),
                                texttemplate="%{text}"))
     fig.update_layout(title=f"{label}: Pearson correlation of the components", height=380,
-                      yaxis={"autorange": "reversed"})
+                      xaxis_title="component",
+                      yaxis={"autorange": "reversed", "title": "component"})
     pr = corr.loc["precision", "recall"]
     reading = ("Precision and recall correlate at r = "
                + ("n/a (constant values)" if pd.isna(pr) else f"{pr:.3f}")
@@ -198,6 +205,8 @@ def _spread(frame: pd.DataFrame, label: str) -> Section:
         fig.add_trace(go.Violin(y=frame[c], name=c, box_visible=True, meanline_visible=True,
                                 marker_color=COLORS[c]), row=1, col=2)
     fig.update_layout(title=f"{label}: box and violin plots", showlegend=False, height=420)
+    fig.update_xaxes(title_text="component")
+    fig.update_yaxes(title_text="BERTScore")
     q1, q3 = frame["f1"].quantile([0.25, 0.75])
     iqr = q3 - q1
     low_out = frame[frame["f1"] < q1 - 1.5 * iqr]
@@ -230,11 +239,13 @@ def _histograms(frame: pd.DataFrame, label: str) -> Section:
                                      line={"color": "black"}, name=f"{c} density"),
                           row=1, col=i)
         mean, median = float(v.mean()), float(np.median(v))
-        fig.add_vline(x=mean, line={"color": "red"}, row=1, col=i)
-        fig.add_vline(x=median, line={"color": "blue", "dash": "dot"}, row=1, col=i)
+        fig.add_vline(x=mean, line={"color": "#d55e00"}, row=1, col=i)
+        fig.add_vline(x=median, line={"color": "#0072b2", "dash": "dot"}, row=1, col=i)
         skews.append((c, mean - median))
-    fig.update_layout(title=f"{label}: distributions (red: mean, blue dotted: median, "
+    fig.update_layout(title=f"{label}: distributions (solid: mean, dotted: median, "
                             "black: kernel density)", height=380)
+    fig.update_xaxes(title_text="BERTScore")
+    fig.update_yaxes(title_text="density")
     words = [f"{c} mean {'above' if d > 0 else 'below' if d < 0 else 'equal to'} median by "
              f"{abs(d):.4f}" for c, d in skews]
     gap, spread = skews[2][1], float(frame["f1"].std(ddof=0))
@@ -262,7 +273,9 @@ def _bands(frame: pd.DataFrame, label: str, bands: list[tuple[str, float]]) -> S
         fig.add_annotation(x=1.01, xref="paper", xanchor="left", y=(low + min(high, 1.05)) / 2,
                            text=f"{name} ≥ {low:g}", showarrow=False, font={"size": 11})
     fig.update_layout(title=f"{label}: average scores against quality bands",
-                      yaxis={"range": [min(0.0, *means.values()), min(1.05, top + 0.1)]},
+                      xaxis_title="component",
+                      yaxis={"range": [min(0.0, *means.values()), min(1.05, top + 0.1)],
+                             "title": "mean BERTScore"},
                       height=420, showlegend=False, margin={"r": 140})
     rows = [{"component": c, "mean": v, "band": band_of(v, mapping),
              **{f"to {name}": d for name, d in band_distances(v, mapping).items()}}

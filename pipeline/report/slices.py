@@ -3,7 +3,10 @@
 The attributes adapt to the data: a configured attribute the records lack is replaced (rows:
 length buckets computed from the longest text field; columns: another attribute with a few
 distinct values, else one column of all examples), and the reading says so. Every cell shows
-the mean, a 95% confidence interval and n; cells with fewer than ``min_n`` examples are grey.
+the mean, a 95% confidence interval and n. Colour shows only what the data support: a
+blue-orange scale centred on the cell's overall mean colours the slices whose 95% CI lies
+above (blue) or below (orange) that mean; slices whose CI covers it are pale, and slices with
+fewer than ``min_n`` examples are grey and not compared.
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ from scipy import stats as sps
 
 from pipeline.core.errors import ConfigError
 from pipeline.report.html import Section
-from pipeline.report.style import fmt
+from pipeline.report.style import DIVERGING, fmt
 
 LENGTH = "length (words)"
 ALL = "all examples"
 MAX_LEVELS = 12
 MAX_AUTO_BINS = 8
 GREY = "#d9d9d9"
+PALE = "#f4f4f4"  # the CI covers the overall mean: no supported difference
 
 
 @dataclass
@@ -144,25 +148,37 @@ def half_widths(scores: pd.DataFrame, examples: pd.DataFrame, rows: str, cols: s
     return half.unstack(cols)
 
 
+def _flat(value: float, mask: np.ndarray) -> np.ndarray:
+    return np.where(mask, value, np.nan)
+
+
 def _heatmap(means: pd.DataFrame, counts: pd.DataFrame, half: pd.DataFrame, metric: str,
-             min_n: int) -> go.Figure:
+             min_n: int, overall: float) -> go.Figure:
     m, c = means.to_numpy(dtype=float), counts.reindex_like(means).fillna(0).to_numpy()
     h = half.reindex_like(means).to_numpy(dtype=float)
     low = c < min_n
+    supported = ~low & np.isfinite(h) & (np.abs(m - overall) > h)
     text = [[("" if c[i, j] == 0 else
               f"{fmt(m[i, j], 3)}<br>±{fmt(h[i, j], 3) if np.isfinite(h[i, j]) else '?'}"
               f"<br>n={int(c[i, j])}") for j in range(m.shape[1])] for i in range(m.shape[0])]
     x, y = [str(v) for v in means.columns], [str(v) for v in means.index]
     fig = go.Figure()
-    if (low & (c > 0)).any():
-        fig.add_trace(go.Heatmap(z=np.where(low & (c > 0), 0.0, np.nan), x=x, y=y, text=text,
-                                 texttemplate="%{text}", colorscale=[[0, GREY], [1, GREY]],
-                                 showscale=False, name=f"n < {min_n}",
-                                 hovertemplate="%{y} x %{x}<br>%{text}<br>(too few examples)"
-                                               "<extra></extra>"))
-    fig.add_trace(go.Heatmap(z=np.where(low, np.nan, m), x=x, y=y, text=text,
-                             texttemplate="%{text}", colorscale="RdYlGn",
-                             colorbar={"title": f"mean {metric}"},
+    for mask, color, why in ((low & (c > 0), GREY, "too few examples"),
+                             (~low & ~supported & (c > 0), PALE, "95% CI covers the mean")):
+        if mask.any():
+            fig.add_trace(go.Heatmap(z=_flat(0.0, mask), x=x, y=y, text=text,
+                                     texttemplate="%{text}", colorscale=[[0, color], [1, color]],
+                                     showscale=False, name=why, textfont={"color": "#777"},
+                                     hovertemplate="%{y} x %{x}<br>%{text}<br>(" + why + ")"
+                                                   "<extra></extra>"))
+    # symmetric around the mean and at least as wide as each slice's deviation plus its CI,
+    # so a difference the CI barely supports never takes the strongest colour
+    span = float(np.nanmax(np.where(supported, np.abs(m - overall) + h, np.nan))
+                 ) if supported.any() else 1.0
+    fig.add_trace(go.Heatmap(z=np.where(supported, m, np.nan), x=x, y=y, text=text,
+                             texttemplate="%{text}", colorscale=DIVERGING,
+                             zmin=overall - span, zmax=overall + span,
+                             colorbar={"title": f"mean {metric}<br>(centre: {fmt(overall, 3)})"},
                              hovertemplate="%{y} x %{x}<br>%{text}<extra></extra>"))
     return fig
 
@@ -173,29 +189,43 @@ def slice_section(scores: pd.DataFrame, slicing: Slicing, metric: str, label: st
     rows, cols, examples = slicing.rows, slicing.cols, slicing.examples
     means, counts = slice_table(scores, examples, rows, cols, metric)
     half = half_widths(scores, examples, rows, cols, metric)
-    fig = _heatmap(means, counts, half, metric, min_n)
-    fig.update_layout(title=f"{label}: mean {metric} by {rows} x {cols} (± 95% CI; grey: "
-                            f"n < {min_n})", xaxis_title=cols, yaxis_title=rows,
+    overall = float(scores[metric].mean())
+    fig = _heatmap(means, counts, half, metric, min_n, overall)
+    fig.update_layout(title=f"{label}: mean {metric} by {rows} x {cols}<br><sub>± 95% CI and n"
+                            f" per slice; blue/orange: CI above/below the mean "
+                            f"{fmt(overall, 3)}; pale: CI covers it; grey: n < {min_n}</sub>",
+                      xaxis_title=cols, yaxis_title=rows,
                       height=max(340, 60 * len(means) + 160))
     flat = pd.DataFrame({"mean": means.stack(), "n": counts.stack(),
                          "half": half.stack()}).dropna(subset=["mean"])
     solid = flat[flat["n"] >= min_n]
     notes = "".join(f" Note: {n}." for n in slicing.notes)
-    overall = float(scores[metric].mean())
     if solid.empty:
         reading = (f"{int(flat['n'].sum())} examples in {len(flat)} slices (mean "
                    f"{fmt(overall)}); no slice has {min_n} examples, so none is compared.")
         return Section(f"Slices: {metric} by {rows} x {cols}", reading + notes, [fig])
-    best, worst = solid["mean"].idxmax(), solid["mean"].idxmin()
-
     def desc(key: tuple) -> str:
         r = solid.loc[key]
         return (f"{rows}={key[0]}, {cols}={key[1]} ({fmt(r['mean'])} ± "
                 f"{fmt(r['half'])}, n={int(r['n'])})")
 
+    dev = solid["mean"] - overall
+    above = dev[dev > solid["half"]].sort_values(ascending=False).index
+    below = dev[-dev > solid["half"]].sort_values().index
     reading = (f"Across {int(flat['n'].sum())} examples in {len(flat)} slices (mean "
-               f"{fmt(overall)}), {label} is strongest on {desc(best)} and weakest on "
-               f"{desc(worst)}, a gap of {fmt(solid.loc[best, 'mean'] - solid.loc[worst, 'mean'])}"
-               f" (slices with at least {min_n} examples; {len(flat) - len(solid)} smaller "
-               "slice(s) are grey).")
+               f"{fmt(overall)}; {len(solid)} slices with at least {min_n} examples are "
+               f"compared, {len(flat) - len(solid)} smaller ones are grey), ")
+    if not len(above) and not len(below):
+        reading += (f"no slice's 95% CI excludes the mean, so the data support no difference "
+                    f"between slices for {label}; the pale cells differ by chance as far as "
+                    "these examples can tell.")
+    else:
+        parts = [f"above the mean: {'; '.join(desc(k) for k in above)}" if len(above) else "",
+                 f"below the mean: {'; '.join(desc(k) for k in below)}" if len(below) else ""]
+        reading += (f"{len(above) + len(below)} slice(s) differ from the mean beyond their 95% "
+                    f"CI ({', '.join(p for p in parts if p)}); the other "
+                    f"{len(solid) - len(above) - len(below)} are pale: their CI covers the mean.")
+    if len(solid) >= 10:
+        reading += (f" Each slice is tested on its own: of {len(solid)} slices about "
+                    f"{0.05 * len(solid):.1f} would fall outside their 95% CI by chance alone.")
     return Section(f"Slices: {metric} by {rows} x {cols}", reading + notes, [fig])

@@ -1,7 +1,10 @@
-"""One look across the report: a colour per family, a shade of it per model, number format.
+"""One look across the report: a colour per family, a shade of it and a marker shape per
+model, colour scales, number format.
 
-Families take distinct hues; each model is a shade of its family's hue (darker = larger), so
-a colour never names a family in one chart and an unrelated model in the next.
+Every colour is colour-blind safe: families take the Okabe-Ito hues (never red against
+green); each model is a shade of its family's hue (darker = larger) and has its own marker
+shape within the family, so two models of one family differ in more than a shade.
+Continuous values use viridis/cividis; values around a midpoint a blue-orange scale.
 """
 
 from __future__ import annotations
@@ -12,8 +15,15 @@ import numbers
 import pandas as pd
 import plotly.colors as pc
 
-FAMILY_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
-                  "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+# Okabe & Ito (2008), "Color Universal Design": distinguishable under every colour-vision type
+FAMILY_PALETTE = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00",
+                  "#f0e442", "#000000")
+SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "x", "triangle-down",
+           "star", "pentagon", "hexagon")
+SEQUENTIAL = "Cividis"  # one direction (e.g. F1 from low to high)
+# below a midpoint orange, above it blue, white at it (PuOr-like, colour-blind safe)
+DIVERGING = [[0.0, "#b35806"], [0.25, "#f1a340"], [0.5, "#f7f7f7"], [0.75, "#6baed6"],
+             [1.0, "#08519c"]]
 
 
 def family_colors(ranked: pd.DataFrame) -> dict[str, str]:
@@ -32,22 +42,33 @@ def _mix(color: str, toward: tuple[int, int, int], t: float) -> str:
                                           for c, w in zip((r, g, b), toward, strict=True)))
 
 
+def _family_models(ranked: pd.DataFrame) -> pd.DataFrame:
+    """One row per model with its family, ordered by family, parameters, then name."""
+    return (ranked[["model", "family", "params_b"]].drop_duplicates("model")
+            .assign(family=lambda f: f["family"].astype(str))
+            .sort_values(["family", "params_b", "model"], na_position="last"))
+
+
 def model_colors(ranked: pd.DataFrame) -> dict[str, str]:
     """Per model: a shade of its family's colour (models ordered by parameters, then name)."""
     base = family_colors(ranked)
-    models = (ranked[["model", "family", "params_b"]].drop_duplicates("model")
-              .assign(family=lambda f: f["family"].astype(str))
-              .sort_values(["family", "params_b", "model"], na_position="last"))
     out = {}
-    for fam, grp in models.groupby("family", sort=True):
+    for fam, grp in _family_models(ranked).groupby("family", sort=True):
         n = len(grp)
         for i, model in enumerate(grp["model"]):
             # from light (small) to dark (large); one model keeps the family colour itself
-            t = 0.0 if n == 1 else -0.45 + 0.9 * (1 - i / (n - 1))
+            t = 0.0 if n == 1 else -0.45 + 0.85 * (1 - i / (n - 1))
             color = (_mix(base[fam], (255, 255, 255), t) if t > 0
                      else _mix(base[fam], (0, 0, 0), -t))
             out[str(model)] = color
     return out
+
+
+def model_symbols(ranked: pd.DataFrame) -> dict[str, str]:
+    """Per model: a marker shape, distinct among the models of its family."""
+    return {str(model): SYMBOLS[i % len(SYMBOLS)]
+            for _, grp in _family_models(ranked).groupby("family", sort=True)
+            for i, model in enumerate(grp["model"])}
 
 
 def rgba(color: str, alpha: float) -> str:

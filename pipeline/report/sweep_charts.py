@@ -1,7 +1,9 @@
 """Sections about the whole sweep, built from ``model_comparison.csv`` and ``tables/*.csv``.
 
-Charts stay readable for many models: bars show each model's best cell with a dropdown over
-metrics; lines are split by family with a dropdown when there are more than ``MAX_LINES``.
+Charts stay readable for many models: dots with CI whiskers show each model's best cell with
+a dropdown over metrics; lines are split by family with a dropdown when there are more than
+``MAX_LINES``. Score axes are scaled to the data (never forced to start at 0), every axis has
+a title, and a chart that would show a single point is replaced by a sentence.
 """
 
 from __future__ import annotations
@@ -16,7 +18,15 @@ from pipeline.aggregate.ranking import OVERALL, cell_label, metric_columns
 from pipeline.aggregate.significance import p_text
 from pipeline.aggregate.tables import efficiency, metric_correlations
 from pipeline.report.html import Section, table_html
-from pipeline.report.style import family_colors, fmt, model_colors, rgba
+from pipeline.report.style import (
+    DIVERGING,
+    SEQUENTIAL,
+    family_colors,
+    fmt,
+    model_colors,
+    model_symbols,
+    rgba,
+)
 
 MAX_LINES = 8
 MAX_LABELS = 30
@@ -48,8 +58,9 @@ def _ci(frame: pd.DataFrame, col: str) -> list[str]:
 def family_legend(fig: go.Figure, colors: dict[str, str], families: list[str]) -> None:
     """Legend entries only (no data): one per family, in its colour."""
     for fam in families:
-        fig.add_trace(go.Bar(x=[None], y=[None], name=fam, marker_color=colors[fam],
-                             showlegend=True, legendgroup=fam, hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=fam,
+                                 marker={"color": colors[fam], "size": 10}, showlegend=True,
+                                 legendgroup=fam, hoverinfo="skip"))
 
 
 def leaderboard(ranked: pd.DataFrame, metrics: list[str]) -> Section:
@@ -92,14 +103,20 @@ def leaderboard(ranked: pd.DataFrame, metrics: list[str]) -> Section:
 
 def task_bars(ranked: pd.DataFrame, task: str, metrics: list[str],
               weighted: list[str] | None = None, top_n: int = 30) -> Section:
-    """Horizontal bars of each model's best cell on one task, one metric at a time.
+    """Dots with 95% CI whiskers for each model's best cell on one task, one metric at a time
+    (the axis is scaled to the data); a sentence instead when there is only one model.
 
     The metric shown first is the task's metric weighted in the overall score (if any).
     """
     first = next((m for m in metrics if m in (weighted or [])), metrics[0])
     metrics = [first, *[m for m in metrics if m != first]]
     best = best_cells(ranked).head(top_n).iloc[::-1]
-    colors = family_colors(ranked)
+    if len(best) < 2:
+        row = best.iloc[0]
+        cell = cell_label(row["model"], row["train_size"])
+        return Section(f"Task: {task}", f"A single model ({cell}): {first} = "
+                       f"{fmt(row[first])}; one point makes no chart.")
+    colors, symbols = family_colors(ranked), model_symbols(ranked)
     labels = [cell_label(m, t) for m, t in zip(best["model"], best["train_size"], strict=True)]
     fig = go.Figure()
     for i, col in enumerate(metrics):
@@ -108,10 +125,12 @@ def task_bars(ranked: pd.DataFrame, task: str, metrics: list[str],
             err = {"type": "data", "symmetric": False,
                    "array": best[f"{col}_ci_high"] - best[col],
                    "arrayminus": best[col] - best[f"{col}_ci_low"]}
-        fig.add_trace(go.Bar(x=best[col], y=labels, orientation="h", name=col, visible=i == 0,
-                             error_x=err, showlegend=False,
-                             marker_color=[colors[str(f)] for f in best["family"]],
-                             hovertemplate="%{y}: %{x:.4f}<extra>" + col + "</extra>"))
+        fig.add_trace(go.Scatter(x=best[col], y=labels, mode="markers", name=col,
+                                 visible=i == 0, error_x=err, showlegend=False,
+                                 marker={"color": [colors[str(f)] for f in best["family"]],
+                                         "symbol": [symbols[str(m)] for m in best["model"]],
+                                         "size": 11},
+                                 hovertemplate="%{y}: %{x:.4f}<extra>" + col + "</extra>"))
     families = sorted(best["family"].astype(str).unique())
     family_legend(fig, colors, families)
     n_leg = len(families)
@@ -119,9 +138,11 @@ def task_bars(ranked: pd.DataFrame, task: str, metrics: list[str],
                 "args": [{"visible": [j == i for j in range(len(metrics))] + [True] * n_leg},
                          {"xaxis.title.text": col}]} for i, col in enumerate(metrics)]
     has_ci = any(tr.error_x is not None and tr.error_x.array is not None for tr in fig.data)
-    fig.update_layout(title=f"{task}: each model's best cell ("
-                            + ("whiskers: 95% CI; " if has_ci else "") + "colour: family)",
-                      xaxis_title=metrics[0], height=max(340, 24 * len(best) + 160),
+    fig.update_layout(title=f"{task}: each model's best cell (dot: mean; "
+                            + ("whiskers: 95% CI; " if has_ci else "no CI available; ")
+                            + "colour: family; axis scaled to the data)",
+                      xaxis_title=metrics[0], yaxis_title="model@train size",
+                      height=max(340, 24 * len(best) + 160),
                       updatemenus=[{"buttons": buttons, "x": 1, "y": 1.02,
                                     "xanchor": "right", "yanchor": "bottom"}],
                       legend={"title": {"text": "family"}}, margin={"l": 180})
@@ -146,16 +167,25 @@ def perplexity(ranked: pd.DataFrame, top_n: int = 30) -> Section:
         return Section("Perplexity", "No cell of this sweep reports a perplexity (the models "
                        "or predictions carry no token probabilities), so there is no chart.")
     present = present.sort_values("perplexity")
+    if len(present) < 2:
+        row = present.iloc[0]
+        return Section("Perplexity", f"Only {cell_label(row['model'], row['train_size'])} "
+                       f"reports a perplexity ({row['perplexity']:.4g}); one point makes no chart.")
     shown = present.head(top_n)
     labels = [cell_label(m, t) for m, t in zip(shown["model"], shown["train_size"],
                                                strict=True)]
     colors = family_colors(ranked)
-    fig = go.Figure(go.Bar(x=shown["perplexity"], y=labels, orientation="h", showlegend=False,
-                           marker_color=[colors[str(f)] for f in shown["family"]],
-                           hovertemplate="%{y}: %{x:.4g}<extra></extra>"))
+    symbols = model_symbols(ranked)
+    fig = go.Figure(go.Scatter(x=shown["perplexity"], y=labels, mode="markers", showlegend=False,
+                               marker={"color": [colors[str(f)] for f in shown["family"]],
+                                       "symbol": [symbols[str(m)] for m in shown["model"]],
+                                       "size": 11},
+                               hovertemplate="%{y}: %{x:.4g}<extra></extra>"))
     family_legend(fig, colors, sorted(shown["family"].astype(str).unique()))
     fig.update_layout(title="Perplexity (log scale, lower is better; colour: family)",
-                      xaxis_type="log", yaxis={"autorange": "reversed"}, margin={"l": 180},
+                      xaxis={"type": "log", "title": "perplexity (log scale)"},
+                      yaxis={"autorange": "reversed", "title": "model@train size"},
+                      margin={"l": 180},
                       legend={"title": {"text": "family"}},
                       height=max(340, 22 * len(shown) + 160))
     low, high = present.iloc[0], present.iloc[-1]
@@ -167,33 +197,44 @@ def perplexity(ranked: pd.DataFrame, top_n: int = 30) -> Section:
     return Section("Perplexity", reading, [fig])
 
 
-def _band_traces(rows: pd.DataFrame, color: str, bands: bool = True) -> list[go.Scatter]:
+def _band_traces(rows: pd.DataFrame, color: str, symbol: str,
+                 bands: bool = True) -> list[go.Scatter]:
+    """A model's line (markers only for a single train size), with its CI band when asked
+    and every point has a CI."""
     model = str(rows["model"].iloc[0])
     x = rows["train_size"].tolist()
     traces = []
-    if bands and f"{OVERALL}_ci_low" in rows and rows[f"{OVERALL}_ci_low"].notna().all():
+    if (bands and len(rows) > 1 and f"{OVERALL}_ci_low" in rows
+            and rows[f"{OVERALL}_ci_low"].notna().all()):
         traces = [go.Scatter(x=x, y=rows[f"{OVERALL}_ci_high"], mode="lines", line={"width": 0},
                              showlegend=False, hoverinfo="skip", legendgroup=model),
                   go.Scatter(x=x, y=rows[f"{OVERALL}_ci_low"], mode="lines", line={"width": 0},
                              fill="tonexty", fillcolor=rgba(color, 0.15), showlegend=False,
                              hoverinfo="skip", legendgroup=model)]
-    traces.append(go.Scatter(x=x, y=rows[OVERALL], mode="lines+markers", name=model,
-                             line={"color": color}, legendgroup=model,
+    traces.append(go.Scatter(x=x, y=rows[OVERALL], mode="lines+markers" if len(rows) > 1
+                             else "markers", name=model, line={"color": color},
+                             marker={"symbol": symbol, "size": 9}, legendgroup=model,
                              hovertemplate=model + " @ %{x}: %{y:.4f}<extra></extra>"))
     return traces
 
 
 def scaling_chart(ranked: pd.DataFrame, top_n: int = 30) -> Section:
-    """Overall score vs train size per model with CI bands; dropdown by family when crowded."""
+    """Overall score vs train size per model with CI bands; dropdown by family when crowded.
+    A sentence instead when the sweep has a single train size."""
+    sizes = sorted(ranked["train_size"].dropna().unique())
+    if len(sizes) < 2:
+        return Section("Score vs train size", "Every cell has train size "
+                       f"{', '.join(fmt(s) for s in sizes) or 'unknown'}: with one train size "
+                       "there is no trend to draw, so there is no chart.")
     fams = ranked.groupby("model")["family"].first().astype(str)
     models = sorted(top_models(ranked, top_n))
-    colors = model_colors(ranked)
+    colors, symbols = model_colors(ranked), model_symbols(ranked)
     fig, owner = go.Figure(), []
     per_family = pd.Series([fams[m] for m in models]).value_counts()
     bands = bool(per_family.max() <= MAX_LINES) if len(per_family) else True
     for model in models:
         rows = ranked[ranked["model"] == model].sort_values("train_size")
-        for tr in _band_traces(rows, colors[model], bands):
+        for tr in _band_traces(rows, colors[model], symbols[model], bands):
             fig.add_trace(tr)
             owner.append(fams[model])
     families = sorted(set(owner))
@@ -207,8 +248,9 @@ def scaling_chart(ranked: pd.DataFrame, top_n: int = 30) -> Section:
         fig.update_layout(updatemenus=[{"buttons": buttons, "x": 1, "y": 1.02,
                                         "xanchor": "right", "yanchor": "bottom",
                                         "active": families.index(first)}])
-    fig.update_layout(title="Overall score vs train size (" + ("band: 95% CI; " if bands else "")
-                            + "colour: shade of the family colour per model)",
+    drawn = any(tr.fill == "tonexty" for tr in fig.data)
+    fig.update_layout(title="Overall score vs train size (" + ("band: 95% CI; " if drawn else "")
+                            + "colour: a shade of the family colour and a marker per model)",
                       legend={"title": {"text": "model"}},
                       xaxis_title="train size", yaxis_title=OVERALL, height=480)
     gains = []
@@ -228,6 +270,8 @@ def scaling_chart(ranked: pd.DataFrame, top_n: int = 30) -> Section:
         reading = "Each model has a single train size, so there is no trend to read."
     if menu:
         reading += " Use the menu to switch family."
+    if bands and not drawn:
+        reading += " No cell has a CI (no per-example scores), so no band is drawn."
     if not bands:
         reading += (f" CI bands are left out: a family has more than {MAX_LINES} models drawn, "
                     "and overlapping bands would hide the lines.")
@@ -240,7 +284,12 @@ def pareto_chart(ranked: pd.DataFrame) -> Section:
     if eff.empty:
         return Section("Score vs parameters", "No cell has a parameter count, so there is "
                        "no efficiency chart.")
-    colors = family_colors(ranked)
+    if len(eff) < 2:
+        row = eff.iloc[0]
+        return Section("Score vs parameters", f"Only {row['model']} has a parameter count "
+                       f"({fmt(row['params_b'])}B, overall score {fmt(row[OVERALL])}); one "
+                       "point makes no chart.")
+    colors, symbols = family_colors(ranked), model_symbols(ranked)
     label_all = len(eff) <= MAX_LABELS
     # neighbours along the x axis get their labels above and below in turn: no overlap
     order = eff.sort_values(["params_b", OVERALL]).index
@@ -253,13 +302,15 @@ def pareto_chart(ranked: pd.DataFrame) -> Section:
         fig.add_trace(go.Scatter(x=rows["params_b"], y=rows[OVERALL], mode="markers+text",
                                  name=str(fam), text=text, customdata=rows["model"],
                                  textposition=where[rows.index].tolist(), textfont={"size": 10},
-                                 marker={"color": colors[str(fam)], "size": 10},
+                                 marker={"color": colors[str(fam)], "size": 11,
+                                         "symbol": [symbols[str(m)] for m in rows["model"]]},
                                  hovertemplate="%{customdata}: %{y:.4f} at %{x:.3g}B"
                                                "<extra></extra>"))
     front = eff[eff["pareto"]].sort_values("params_b")
-    fig.add_trace(go.Scatter(x=front["params_b"], y=front[OVERALL], mode="lines",
-                             line={"shape": "hv", "dash": "dash", "color": "black"},
-                             name="Pareto front"))
+    if len(front) > 1:
+        fig.add_trace(go.Scatter(x=front["params_b"], y=front[OVERALL], mode="lines",
+                                 line={"shape": "hv", "dash": "dash", "color": "black"},
+                                 name="Pareto front"))
     p = eff["params_b"].to_numpy(dtype=float)
     log = bool((p > 0).all() and p.max() / p.min() > 20)
     fig.update_layout(title="Overall score vs parameters (each model at its largest train size)",
@@ -284,7 +335,7 @@ def correlation_heatmap(ranked: pd.DataFrame, higher: Mapping[str, bool]) -> Sec
     z = mat.to_numpy(dtype=float)
     low = float(np.nanmin(z)) if np.isfinite(z).any() else -1.0
     # all positive: a sequential scale from the lowest value up, so differences show
-    zmin, scale = (-1.0, "RdBu") if low < 0 else (np.floor(low * 10) / 10, "Viridis")
+    zmin, scale = (-1.0, DIVERGING) if low < 0 else (np.floor(low * 10) / 10, SEQUENTIAL)
     fig = go.Figure(go.Heatmap(z=z, x=metrics, y=metrics, zmin=zmin, zmax=1,
                                colorscale=scale,
                                colorbar={"title": f"Spearman<br>({zmin:g} to 1)"},
@@ -293,7 +344,8 @@ def correlation_heatmap(ranked: pd.DataFrame, higher: Mapping[str, bool]) -> Sec
                                hovertemplate="%{y} vs %{x}: %{z:.3f}<extra></extra>"))
     side = max(520, 34 * len(metrics) + 260)
     fig.update_layout(title="Spearman correlation of metrics over cells", height=side,
-                      yaxis={"autorange": "reversed"}, margin={"l": 230, "b": 210})
+                      xaxis_title="metric", yaxis={"autorange": "reversed", "title": "metric"},
+                      margin={"l": 230, "b": 210})
     ok = long.dropna(subset=["spearman"])
     if ok.empty:
         return Section("Metric correlations", "No metric pair varies across cells.", [fig])
@@ -333,7 +385,8 @@ def significance_matrix(pvalues: pd.DataFrame | None, alpha: float, ranked: pd.D
                                hovertemplate="%{y} vs %{x}: p = %{z:.4f}<extra></extra>"))
     fig.update_layout(title=f"Pairwise p-values of the overall score (Holm; dark: p < {alpha})",
                       height=max(480, 24 * len(mat) + 300),
-                      yaxis={"autorange": "reversed", "dtick": 1}, xaxis={"dtick": 1},
+                      yaxis={"autorange": "reversed", "dtick": 1, "title": "cell (rank order)"},
+                      xaxis={"dtick": 1, "title": "cell (rank order)"},
                       margin={"l": 200, "b": 200})
     upper = vals[np.triu_indices_from(vals, k=1)]
     upper = upper[~np.isnan(upper)]
