@@ -11,10 +11,12 @@ the selected example are displayed as text, ordering, j/k and the search box wor
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
