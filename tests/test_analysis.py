@@ -152,6 +152,15 @@ def test_forty_cell_sweep_stays_readable(tmp_path: Path) -> None:
     assert "... and 0 more" not in text and "more (see the tables)" in text
     assert "raised the overall score of every model (10 of 10)" in text
     assert len(text.splitlines()) < 200
+    # one policy: rank group 1 is exactly the cells the leader's Holm p does not separate,
+    # and p_vs_next is the matrix's value for each neighbouring pair
+    ranked = pd.read_csv(tmp_path / "model_comparison.csv")
+    matrix = pd.read_csv(tmp_path / "tables" / "pairwise_pvalues.csv").set_index("cell")
+    labels = [f"{m}@{s}" for m, s in zip(ranked["model"], ranked["train_size"], strict=True)]
+    lead = matrix.loc[labels[0], labels[1:]].to_numpy()
+    assert list(ranked["rank_group"].iloc[1:] == 1) == list(lead >= 0.05)
+    neighbours = [matrix.loc[a, b] for a, b in zip(labels, labels[1:], strict=False)]
+    np.testing.assert_allclose(ranked["p_vs_next"].iloc[:-1], neighbours, rtol=1e-12)
 
 
 def test_partial_per_example_and_unscored_cell_are_reported(tmp_path: Path) -> None:

@@ -92,6 +92,15 @@ def test_family_walk_adds_the_pairs_it_needs_and_adjusts_again() -> None:
     # with every pair given up front nothing is added, and the result is the same
     full = family_tests(x, [(i, j) for i in range(4) for j in range(i + 1, 4)], n_boot=10)
     np.testing.assert_array_equal(full.adjusted, fam.adjusted)
+    # group 1 agrees with the leader's p-values: c ranks below b, which is significantly
+    # worse than a, but c's gap to a is noisy (p well above alpha): c is in group 1
+    b = np.full(n, 0.5)
+    noise = np.random.default_rng(1).normal(0, 1, n)
+    noise -= noise.mean()
+    three = np.column_stack([b + 0.1, b, b - 0.01 + noise])
+    fam3 = family_tests(three, [(0, 1), (0, 2), (1, 2)], n_boot=500)
+    assert fam3.p(0, 1)[0] < 0.05 <= fam3.p(0, 2)[0]
+    assert list(fam3.groups) == [1, 2, 1]
     # alpha reaches the walk and the permutation count: a pair 0.04 apart has p = 0.013,
     # significant at 0.05, not at 0.01
     rng = np.random.default_rng(4)

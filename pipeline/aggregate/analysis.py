@@ -590,9 +590,10 @@ POLICY = ("One significance policy for every view (model_comparison.csv rank gro
           "paired sign-flip permutation tests on the shared test examples (McNemar for 0/1 "
           "metrics) with at least 2 x family size / alpha permutations{n_perm}, so the "
           "smallest attainable p-value never decides significance; a p-value at that floor is "
-          "an upper bound and printed as 'p <= ...'. Rank groups: walking down the ranking, a "
+          "an upper bound and printed as 'p <= ...'. Rank groups: group 1 is the leader and "
+          "exactly the cells not significantly worse than it; walking down the other cells, a "
           "new group starts at the first cell significantly worse than the current group's "
-          "leader; cells in group 1 are not significantly worse than the leader.")
+          "leader.")
 
 
 def _policy(alpha: float, tables: Mapping[str, pd.DataFrame]) -> str:

@@ -174,7 +174,7 @@ def overall_family(ordered: pd.DataFrame, x: np.ndarray, n_boot: int = 1000, see
     """The overall score's family of paired tests (:mod:`pipeline.aggregate.significance`) for
     the cells of ``ordered`` (best first, unscored last) with per-example matrix ``x``: the
     pairs of :func:`select_pairs` and each model's consecutive training sizes, among the
-    scored cells, plus the pairs the rank-group walk needs."""
+    scored cells, plus the pairs the rank groups need."""
     scored = int(ordered[OVERALL].notna().sum())
     sub = ordered.iloc[:scored]
     left, right, _ = select_pairs(sub, max_pairs)

@@ -3,7 +3,7 @@
 * **One family per ranking.** The overall score's paired tests form one family: every pair of
   ranked cells (up to ``aggregate.max_pairs``; beyond it the pairs of
   :func:`pipeline.aggregate.ranking.select_pairs`), each model's consecutive training sizes,
-  and every pair the rank-group walk asks for. Each metric's adjacent pairs form a family of
+  and every pair the rank groups ask for. Each metric's adjacent pairs form a family of
   their own (``significance.csv``).
 * **Holm-adjusted.** A difference is significant when its Holm-adjusted p-value over its family
   is below ``alpha``. Rank groups, ``p_vs_next``, ``significance.csv``, the scaling steps, the
@@ -103,38 +103,48 @@ class FamilyTests:
 
 
 class _Missing(Exception):
-    """The rank-group walk needs pairs the family does not hold yet."""
+    """The rank groups need pairs the family does not hold yet."""
 
     def __init__(self, pairs: list[tuple[int, int]]) -> None:
         super().__init__()
         self.pairs = pairs
 
 
-def _walk(k: int, lookup: dict[tuple[int, int], int], adjusted: np.ndarray,
-          alpha: float) -> np.ndarray:
-    """:func:`pipeline.aggregate.stats.walk_groups` on adjusted p-values of the family; raises
-    :class:`_Missing` with the pairs of the chunk it needs when some are not in it."""
+def _groups(k: int, lookup: dict[tuple[int, int], int], adjusted: np.ndarray,
+            alpha: float) -> np.ndarray:
+    """Rank groups from the family's adjusted p-values: group 1 is the leader and every cell
+    not significantly worse than it (so membership agrees with the leader's p-values, even
+    when a noisier cell below a separated one is not separable from the leader); the other
+    cells, in ranking order, follow :func:`pipeline.aggregate.stats.walk_groups` (a new group
+    at the first cell significantly worse than the current group's leader; a NaN p-value, no
+    shared examples, is not significant). Raises :class:`_Missing` with the pairs it needs
+    when the family lacks some."""
 
-    def leader_p(leader: int, cols: np.ndarray) -> np.ndarray:
-        keys = [(leader, int(c)) for c in cols]
+    def p_of(keys: list[tuple[int, int]]) -> np.ndarray:
         missing = [key for key in keys if key not in lookup]
         if missing:
             raise _Missing(missing)
-        return np.array([adjusted[lookup[key]] for key in keys])
+        return np.array([adjusted[lookup[key]] for key in keys], dtype=float)
 
-    return stats.walk_groups(k, leader_p, alpha)
+    groups = np.ones(k)
+    to_leader = p_of([(0, j) for j in range(1, k)])
+    rest = np.flatnonzero(~(to_leader >= alpha)) + 1  # significantly worse, or untested
+    if len(rest):
+        groups[rest] = 1 + stats.walk_groups(len(rest), lambda leader, cols: p_of(
+            [(int(rest[leader]), int(rest[c])) for c in cols]), alpha)
+    return groups
 
 
 def family_tests(x: np.ndarray, pairs: Iterable[tuple[int, int]], n_boot: int = 1000,
                  seed: int = 0, alpha: float = 0.05) -> FamilyTests:
     """Test the overall score's family on ``x`` (``(n_examples, k)``, columns = scored cells
-    best first): the given ``pairs`` plus every pair the rank-group walk asks for, each with
+    best first): the given ``pairs`` plus every pair the rank groups ask for, each with
     the paired sign-flip test of :func:`pipeline.aggregate.stats.pair_pvalues` at
     :func:`n_permutations` of the final family size, Holm-adjusted over the family.
 
-    The walk (:func:`pipeline.aggregate.stats.rank_groups`' rule) reads adjusted p-values;
-    when it needs a pair the family lacks, the pair joins the family and everything is
-    adjusted again, until the walk completes on the family it reads.
+    Rank groups (:func:`_groups`) read adjusted p-values; when they need a pair the family
+    lacks, the pair joins the family and everything is adjusted again, until the groups are
+    complete on the family they read.
     """
     k = x.shape[1]
     chosen = dict.fromkeys((min(i, j), max(i, j)) for i, j in pairs if i != j)
@@ -154,7 +164,7 @@ def family_tests(x: np.ndarray, pairs: Iterable[tuple[int, int]], n_boot: int = 
         shared = (~np.isnan(x)).sum(axis=1) >= 2
         try:
             groups = (np.full(k, np.nan) if k == 0 or (k > 1 and not shared.any())
-                      else _walk(k, lookup, adjusted, alpha))
+                      else _groups(k, lookup, adjusted, alpha))
         except _Missing as need:
             chosen.update(dict.fromkeys(need.pairs))
             continue
