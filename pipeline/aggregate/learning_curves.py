@@ -237,7 +237,7 @@ def learning_curves(ranked: pd.DataFrame,
     for col in SIZE_COLUMNS:  # whole numbers, None where missing (an empty cell when written)
         curves[col] = pd.Series([None if pd.isna(v) else int(v) for v in curves[col]],
                                 dtype=object)
-    curves = curves.sort_values("predicted_score", ascending=False, na_position="last")
+    curves = curves.sort_values("predicted_score", ascending=False)  # unfitted (NaN) last
     band_table = pd.concat(bands, ignore_index=True) if bands else pd.DataFrame(
         columns=BAND_COLUMNS)
     return curves.reset_index(drop=True), band_table
