@@ -7,9 +7,10 @@ is left out), the overall score is fitted by a saturating power law
 
 (``a`` is the ceiling; ``b > 0`` rises towards it, ``b < 0`` falls towards it, ``b = 0`` is
 flat). Least squares on the per-size mean scores: for a fixed ``c`` the model is linear in
-``x = (n / n0) ** -c`` (``n0``: the smallest size), so ``(a, b)`` have a closed form; ``c`` is the least-squares choice on
-:data:`C_GRID`, refined by a golden-section search between its grid neighbours. All of it
-runs on arrays, so each bootstrap replicate is refitted the same way at little cost.
+``x = (n / n0) ** -c`` (``n0``: the smallest size), so ``(a, b)`` have a closed form; ``c``
+is the least-squares choice on :data:`C_GRID`, refined by a golden-section search between
+its grid neighbours. All of it runs on arrays, so each bootstrap replicate is refitted the
+same way at little cost.
 
 The CI resamples test examples: the ids shared by all of a model's fitted cells are drawn
 jointly (paired) across its sizes, the per-size means recomputed, the curve refitted and the
