@@ -162,6 +162,10 @@ def test_train_size_zero_is_left_out_of_the_fit() -> None:
     base = learning_curves(table("m", SIZES, truth(SIZES)), None, 0.01)[0]
     with_zero = learning_curves(table("m", (0, *SIZES), [0.99, *truth(SIZES)]), None, 0.01)[0]
     pd.testing.assert_frame_equal(base, with_zero)
+    # any size above 0 counts, 1 included: 0.8 - 2 * n^-0.5 at 1, 4, 16 is -1.2, -0.2, 0.3
+    tiny = row_of(learning_curves(table("m", (0, 1, 4, 16), [0.1, -1.2, -0.2, 0.3]), None,
+                                  0.01)[0], "m")
+    assert tiny["n_sizes"] == 3 and tiny["predicted_score"] == pytest.approx(0.8 - 2 / 32 ** 0.5)
     # 0 plus two sizes is not enough for a curve
     two = learning_curves(table("m", (0, 100, 400), [0.1, 0.6, 0.7]), None, 0.01)[0]
     assert two["n_sizes"].tolist() == [2] and two["verdict"].isna().all()
@@ -194,6 +198,8 @@ def test_models_with_fewer_than_three_sizes_are_listed_unfitted() -> None:
     assert pd.isna(short["verdict"]) and pd.isna(short["predicted_score"])
     assert row_of(curves, "gap")["n_sizes"] == 2  # a missing score is no size
     assert set(bands["model"]) == {"m"}
+    assert list(curves.columns) == lc.CURVE_COLUMNS and list(bands.columns) == lc.BAND_COLUMNS
+    assert curves.index.equals(pd.RangeIndex(3))
     none, no_bands = learning_curves(table("short", (100, 400), [0.5, 0.6]), None, 0.01)
     assert len(none) == 1 and no_bands.empty and list(no_bands.columns) == lc.BAND_COLUMNS
 
@@ -201,6 +207,8 @@ def test_models_with_fewer_than_three_sizes_are_listed_unfitted() -> None:
 def test_extrapolate_to_sets_the_target_for_every_model() -> None:
     ranked = pd.concat([table("m", SIZES, truth(SIZES)), table("k", (10, 20, 40),
                                                                truth((10, 20, 40)))])
+    _, bands = learning_curves(ranked, None, 0.01)
+    assert bands.index.equals(pd.RangeIndex(len(bands))) and set(bands["model"]) == {"m", "k"}
     inside = learning_curves(ranked, None, 0.01, extrapolate_to=1000)[0]
     assert inside["at_train_size"].tolist() == [1000, 1000]
     m = row_of(inside, "m")

@@ -7,9 +7,10 @@ is left out), the overall score is fitted by a saturating power law
 
 (``a`` is the ceiling; ``b > 0`` rises towards it, ``b < 0`` falls towards it, ``b = 0`` is
 flat). Least squares on the per-size mean scores: for a fixed ``c`` the model is linear in
-``x = n ** -c``, so ``(a, b)`` have a closed form; ``c`` is the least-squares choice on
-:data:`C_GRID`, refined by a golden-section search between its grid neighbours. All of it
-runs on arrays, so each bootstrap replicate is refitted the same way at little cost.
+``x = (n / n0) ** -c`` (``n0``: the smallest size), so ``(a, b)`` have a closed form; ``c``
+is the least-squares choice on :data:`C_GRID`, refined by a golden-section search between
+its grid neighbours. All of it runs on arrays, so each bootstrap replicate is refitted the
+same way at little cost.
 
 The CI resamples test examples: the ids shared by all of a model's fitted cells are drawn
 jointly (paired) across its sizes, the per-size means recomputed, the curve refitted and the
@@ -237,7 +238,8 @@ def learning_curves(ranked: pd.DataFrame,
     for col in SIZE_COLUMNS:  # whole numbers, None where missing (an empty cell when written)
         curves[col] = pd.Series([None if pd.isna(v) else int(v) for v in curves[col]],
                                 dtype=object)
-    curves = curves.sort_values("predicted_score", ascending=False, na_position="last")
+    # stable: ties and the unfitted (NaN, last) keep the order of ``ranked``
+    curves = curves.sort_values("predicted_score", ascending=False, kind="stable")
     band_table = pd.concat(bands, ignore_index=True) if bands else pd.DataFrame(
         columns=BAND_COLUMNS)
     return curves.reset_index(drop=True), band_table
