@@ -111,3 +111,70 @@ def test_one_group_or_no_examples_is_kept_whole() -> None:
                           "(checksum A)."
     table = SweepResults(pd.DataFrame({"model": ["a"], "train_size": [1]}))
     assert comparable(table, "largest").results is table
+
+
+def _with_human(results: SweepResults) -> SweepResults:
+    rows = [{"model": m, "train_size": t, "id": i, "human_q": 0.5}
+            for (m, t), f in results.per_example.items() for i in f["id"]]
+    results.human = pd.DataFrame(rows)
+    return results
+
+
+def test_human_judgments_follow_the_ranked_cells_and_examples() -> None:
+    kept = comparable(_with_human(_sweep()), "largest").results.human
+    assert sorted(set(zip(kept["model"], kept["train_size"], strict=True))) == [
+        ("a", 1), ("b", 1), ("c", 1)]
+    assert len(kept) == 15
+    common = comparable(_with_human(_sweep()), "common").results.human
+    assert list(common["id"]) == ["e0"] * 5
+
+
+def test_frames_keep_their_columns_and_every_cut_cell_is_recomputed() -> None:
+    # b (first) loses nothing; a and c are cut to e0, e1: both recomputed
+    results = _results({("b", 1): ("B", TWO, [0.2, 0.4]),
+                        ("a", 1): ("A", FIVE, [0.1, 0.3, 0.9, 0.9, 0.9]),
+                        ("c", 1): ("C", {**TWO, "e9": "d9"}, [0.5, 0.7, 0.0])})
+    chosen = comparable(results, "common")
+    cells = chosen.results.cells.set_index("model")
+    assert cells["s"].to_dict() == pytest.approx({"b": 0.3, "a": 0.2, "c": 0.6})
+    assert list(chosen.results.cells.columns) == list(results.cells.columns)
+    assert all(list(f.columns) == ["id", "s"] and list(f.index) == [0, 1]
+               for f in chosen.results.per_example.values())
+    assert "(same id and content; the cells have 2 to 5 each)" in chosen.note
+    assert chosen.note.endswith("Means were recomputed on those examples for 2 cell(s); "
+                                "their corpus-level metrics and perplexity, computed on their "
+                                "own examples, are left empty.")
+    largest = comparable(results, "largest").results.cells
+    assert list(largest.columns) == list(results.cells.columns)
+    assert list(largest.index) == [0]
+
+
+def test_messages_in_full() -> None:
+    six = {(f"m{i}", 1): ("A", FIVE, [0.1] * 5) for i in range(6)}
+    results = _results({**six, ("z", 1): ("B", TWO, [0.1, 0.2])})
+    with pytest.raises(ConfigError) as err:
+        comparable(results, "error")
+    assert str(err.value).endswith(
+        "in 2 groups: 6 cell(s) on 5 examples (checksum A): m0@1, m1@1, m2@1, m3@1 ...; "
+        "1 cell(s) on 2 examples (checksum B): z@1. Re-run the odd cells on the same data, "
+        "or use aggregate.examples=largest (rank the largest group) or "
+        "aggregate.examples=common (the shared examples)")
+    four = {(f"m{i}", 1): ("A", FIVE, [0.1] * 5) for i in range(4)}
+    with pytest.raises(ConfigError, match=r"m0@1, m1@1, m2@1, m3@1; 1 cell"):
+        comparable(_results({**four, ("z", 1): ("B", TWO, [0.1, 0.2])}), "error")
+    with pytest.raises(ConfigError) as err:
+        comparable(results, "all")
+    assert str(err.value).endswith(
+        "aggregate.examples=all: expected one of largest, common, error")
+    assert comparable(results, "largest").note.endswith(
+        "1 cell(s) scored on other examples are left out of every table "
+        "(aggregate.examples=common ranks all cells on their shared examples).")
+    one = _results({("solo", 1): ("S", FIVE, [0.1] * 5)})
+    assert comparable(one).note == ("All 1 ranked cells were scored on the same 5 test "
+                                    "examples (checksum S).")
+
+
+def test_per_example_scores_without_checksums_are_kept_whole() -> None:
+    results = _results({("a", 1): ("A", FIVE, [0.1] * 5), ("b", 1): ("B", TWO, [0.1] * 2)})
+    results.scored = {}
+    assert comparable(results, "error").results is results
