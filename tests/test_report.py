@@ -179,6 +179,10 @@ def test_four_model_report(four: Path) -> None:
                      "Score vs train size", "Score vs parameters", "Metric correlations",
                      "Significance matrix", "Error analysis: m03@2000"):
         assert expected in titles
+    # the answer first: the recommendation opens the report, above the leaderboard
+    assert titles[0] == "Recommendation" and titles.index("Leaderboard") > 0
+    assert re.search(r'<strong>Ship m\d\d@\d+</strong>', page)
+    assert "Rule: ship the cheapest cell" in page
     assert sum("summarization bertscore" in t for t in titles) == 7
     assert any(t.startswith("Slices: overall_score by meta.length_bucket x type") for t in titles)
     assert "No cell of this sweep reports a perplexity" in page
