@@ -224,8 +224,9 @@ def test_documented_paths_are_links_into_one_set(tiny: Callable) -> None:
     aggregate(tiny())
     for path in (paths.comparison_csv, paths.tables, paths.analysis_md):
         assert path.is_symlink() and path.resolve().parent == (root / "aggregate").resolve()
-    assert not (paths.tables / "old.csv").exists()
-    assert sorted(p.name for p in root.iterdir() if p.name.startswith(".")) == []
+    assert not (paths.tables / "old.csv").exists()  # moved aside, not deleted:
+    assert [p.read_text() for p in root.glob("tables.moved-*/old.csv")] == ["stale\n"]
+    assert sorted(p.name for p in root.iterdir() if p.name.startswith(".")) == [outputs.LOCK]
     stamp = outputs.published(root)
     assert set(stamp["files"]) >= {"model_comparison.csv", "analysis.md",
                                    "tables/pairwise_pvalues.csv"}

@@ -1,0 +1,104 @@
+"""Trust II (issue 24): the user's files, typos, faulty servers and concurrent runs.
+
+One section per situation; each test failed on the code before the fix.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pipeline.aggregate import outputs
+from pipeline.aggregate.stage import aggregate
+from pipeline.core.locking import exclusive
+from tests.conftest import ROOT, run_env
+
+
+def _quick_sweep(root: Path) -> None:
+    spec = importlib.util.spec_from_file_location("bench_aggregate",
+                                                  ROOT / "scripts" / "bench_aggregate.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    module.quick_template(root, n_examples=12)
+
+
+@pytest.fixture
+def sweep(tmp_path: Path, compose_cfg: Callable) -> Callable:
+    """A 4-cell finished sweep under ``tmp_path/out``; returns ``cfg(*overrides)``."""
+    _quick_sweep(tmp_path / "out")
+
+    def cfg(*overrides: str):
+        return compose_cfg(f"output_dir={tmp_path / 'out'}", "aggregate.n_boot=50", *overrides)
+
+    return cfg
+
+
+def _cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=run_env(),
+                          capture_output=True, text=True, timeout=600, **kwargs)
+
+
+def _error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+# 1. a user's own file is never deleted ------------------------------------------------------
+
+def test_users_tables_folder_and_files_are_moved_aside_not_deleted(sweep, caplog):
+    root = Path(sweep().output_dir)
+    (root / "tables").mkdir()
+    (root / "tables" / "table1.tex").write_text("my paper's table\n")
+    (root / "analysis.md").write_text("my notes\n")
+    with caplog.at_level(logging.WARNING):
+        aggregate(sweep())
+    assert (root / "tables").is_symlink() and (root / "analysis.md").is_symlink()
+    kept = {p.relative_to(root).as_posix().split(".moved-")[0]: p
+            for p in root.glob("*.moved-*")}
+    assert sorted(kept) == ["analysis.md", "tables"]
+    assert (kept["tables"] / "table1.tex").read_text() == "my paper's table\n"
+    assert kept["analysis.md"].read_text() == "my notes\n"
+    assert sum("nothing deleted" in r.getMessage() for r in caplog.records) == 2
+    aggregate(sweep("force=true"))  # our own links are replaced silently, nothing more moved
+    assert len(list(root.glob("*.moved-*"))) == 2
+
+
+# 5. two aggregates at once on one output_dir ------------------------------------------------
+
+def test_a_second_aggregate_waits_for_the_first(sweep, caplog):
+    root = Path(sweep().output_dir)
+    done: list[dict] = []
+    with caplog.at_level(logging.WARNING), exclusive(root / outputs.LOCK, "test"):
+        worker = threading.Thread(target=lambda: done.append(aggregate(sweep())))
+        worker.start()
+        for _ in range(200):
+            if "waiting for another aggregate" in caplog.text:
+                break
+            time.sleep(0.05)
+        assert "waiting for another aggregate" in caplog.text and not done
+        assert not (root / "model_comparison.csv").exists()
+    worker.join(120)
+    assert done and outputs.published(root)["n_cells"] == 4
+
+
+@pytest.mark.slow
+def test_concurrent_aggregates_both_end_with_a_complete_set(sweep):
+    root = Path(sweep().output_dir)
+    for _ in range(3):
+        procs = [subprocess.Popen([sys.executable, "-m", "pipeline.aggregate",
+                                   f"output_dir={root}", "force=true", "aggregate.n_boot=50"],
+                                  cwd=ROOT, env=run_env(), stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        results = [(p.wait(300), p.stderr.read()) for p in procs]
+        for rc, err in results:
+            assert rc == 0, err[-2000:]
+        assert (root / "model_comparison.csv").is_file()
+        assert outputs.published(root)["n_cells"] == 4  # every file of the set is intact
