@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -102,3 +103,47 @@ def test_concurrent_aggregates_both_end_with_a_complete_set(sweep):
             assert rc == 0, err[-2000:]
         assert (root / "model_comparison.csv").is_file()
         assert outputs.published(root)["n_cells"] == 4  # every file of the set is intact
+
+
+# 2. a cell never mixes outputs of two configurations ----------------------------------------
+
+@pytest.mark.slow
+def test_resume_after_weights_changed_in_place_regenerates_everything(small_cfg, tmp_path,
+                                                                      monkeypatch):
+    """Weights edited in place with the same size and their mtime restored (``cp -p``, a
+    restore): the interrupted cell's partial outputs of the old weights are not reused."""
+    from hf_tiny import CHAT_TEMPLATE, save_tiny
+
+    from pipeline.core.io import read_json
+    from pipeline.generators.hf import HFBackend
+    from pipeline.scoring.cell import run_cell
+
+    ckpt = save_tiny("llama", tmp_path / "llama", CHAT_TEMPLATE)
+    cfg = small_cfg("generator=hf", "model=llama-3.2-1b", f"model.checkpoint={ckpt}",
+                    "data.limit=4", "generator.options.batch_size=2",
+                    "generator.options.cache=false",
+                    "generator.options.max_new_tokens={summarization:8,title:4,tag:4,type:2}",
+                    "tasks.summarization.metrics=[rouge]", "tasks.title.metrics=[rouge]")
+    real, calls = HFBackend.generate, []
+
+    def interrupted(self, prompts, max_new_tokens):
+        if len(calls) == 4:  # one call per task: the first batch is done
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(self, prompts, max_new_tokens)
+
+    monkeypatch.setattr(HFBackend, "generate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_cell(cfg)
+    weights = ckpt / "model.safetensors"
+    stat = weights.stat()
+    with open(weights, "r+b") as fh:  # other weights (signs flipped), same size and mtime
+        fh.seek(-4096, 2)
+        tail = bytearray(fh.read())
+        tail[3::4] = bytes(b ^ 0x80 for b in tail[3::4])
+        fh.seek(-4096, 2)
+        fh.write(tail)
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    monkeypatch.setattr(HFBackend, "generate", real)
+    info = read_json(run_cell(cfg) / "manifest.json")["generator"]
+    assert info["requests"]["reused"] == 0 and not info["cached"]
