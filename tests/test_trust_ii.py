@@ -147,3 +147,29 @@ def test_resume_after_weights_changed_in_place_regenerates_everything(small_cfg,
     monkeypatch.setattr(HFBackend, "generate", real)
     info = read_json(run_cell(cfg) / "manifest.json")["generator"]
     assert info["requests"]["reused"] == 0 and not info["cached"]
+
+
+# 3. typos are errors naming the closest valid key -------------------------------------------
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("+metrics.rogue.use_stemmer=false", "metrics.rogue: unknown metric 'rogue'; did you mean "
+                                         "'rouge'?"),
+    ("+metrics.classification.averge=macro", "metrics.classification.averge: unknown option"),
+])
+def test_unused_or_misspelt_metric_blocks_are_config_errors(small_cfg, override, message):
+    from pipeline.core.errors import ConfigError
+    from pipeline.scoring.cell import run_cell
+
+    with pytest.raises(ConfigError) as info:
+        run_cell(small_cfg("model=demo-lead", "train_size=100", "data.limit=4", override))
+    assert str(info.value).startswith(message)
+
+
+def test_misspelt_weight_is_one_error_line_naming_the_closest_column(sweep):
+    out = sweep().output_dir
+    proc = _cli("pipeline.aggregate", f"output_dir={out}", "+aggregate.weights.title_rogueL=2")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert _error_lines(proc.stderr) == [
+        "error: aggregate: aggregate.weights.title_rogueL: unknown column 'title_rogueL'; "
+        "did you mean 'title_rougeL'?"]
+    assert not (Path(out) / "model_comparison.csv").exists()

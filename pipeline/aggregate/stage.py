@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipeline.aggregate.outputs import LOCK, inputs_digest, published, remove_strays
 from pipeline.aggregate.tracking import track_sweep
-from pipeline.core.errors import ConfigError, InputError
+from pipeline.core.errors import ConfigError, InputError, unknown_key
 from pipeline.core.locking import exclusive
 from pipeline.core.paths import OutputPaths
 from pipeline.scoring.metrics import directions
@@ -65,6 +65,8 @@ def aggregate(cfg: DictConfig) -> dict[str, Path]:
 def _aggregate(cfg: DictConfig) -> dict[str, Path]:
     paths = OutputPaths(Path(cfg.output_dir))
     higher = directions(cfg.tasks, cfg.metrics)
+    for key in set(cfg.aggregate.weights) - set(higher):  # a typo must not pass silently
+        raise unknown_key(f"aggregate.weights.{key}", key, higher, "column")
     settings = {"aggregate": OmegaConf.to_container(cfg.aggregate, resolve=True),
                 "tasks": OmegaConf.to_container(cfg.tasks, resolve=True), "directions": higher}
     inputs = inputs_digest(paths.root, settings, cfg.input)

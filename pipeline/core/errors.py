@@ -6,9 +6,10 @@ Anything else is a programming error and keeps its traceback.
 
 from __future__ import annotations
 
+import difflib
 import errno
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -33,6 +34,16 @@ class InputError(UserError, ValueError):
 
 class ConfigError(UserError, ValueError):
     """A configuration value that cannot work (the message names the config key)."""
+
+
+def unknown_key(key: str, name: str, known: Iterable[str], what: str) -> ConfigError:
+    """The error for config ``key`` naming an unknown ``name`` (a typo): it names the closest
+    of the ``known`` names (difflib) and lists them when there are few."""
+    known = sorted(known)
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    listed = f" (known: {', '.join(known)})" if len(known) <= 12 else ""
+    return ConfigError(f"{key}: unknown {what} {name!r}{hint}{listed}")
 
 
 class ScoreError(UserError):
