@@ -173,3 +173,44 @@ def test_misspelt_weight_is_one_error_line_naming_the_closest_column(sweep):
         "error: aggregate: aggregate.weights.title_rogueL: unknown column 'title_rogueL'; "
         "did you mean 'title_rougeL'?"]
     assert not (Path(out) / "model_comparison.csv").exists()
+
+
+# 6. model names that look like numbers or missing values stay text -------------------------
+
+NAMES = {"demo-a": "007", "demo-b": "NA"}
+
+
+def _rename_models(root: Path, names: dict[str, str], families: dict[str, str]) -> None:
+    """Give the quick sweep's models (and families) other names, moving their folders."""
+    from pipeline.core.io import read_json, write_json
+    from pipeline.core.paths import OutputPaths, run_file
+
+    paths = OutputPaths(root)
+    for old, new in names.items():
+        for size in (500, 2000):
+            src, dst = paths.run_dir(old, size), paths.run_dir(new, size)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            src.rename(dst)
+            metrics = read_json(run_file(dst, "metrics"))
+            write_json(run_file(dst, "metrics"), {**metrics, "model": new,
+                                                  "family": families[new]})
+
+
+def test_names_like_numbers_or_missing_values_are_read_as_text(sweep):
+    from pipeline.core.io import read_csv
+    from pipeline.core.paths import OutputPaths
+    from pipeline.report.build import load_ranked
+    from pipeline.versus.diff import load_sweep
+
+    root = Path(sweep().output_dir)
+    _rename_models(root, NAMES, {"007": "1e3", "NA": "True"})
+    aggregate(sweep())
+    ranked = load_ranked(OutputPaths(root))
+    assert sorted(ranked["model"]) == ["007", "007", "NA", "NA"]
+    assert sorted(set(ranked["family"])) == ["1e3", "True"]
+    assert set(read_csv(root / "tables" / "scaling.csv")["family"]) == {"1e3", "True"}
+    ranks = load_sweep(str(root), "before").ranks
+    assert sorted(ranks) == [("007", 500), ("007", 2000), ("NA", 500), ("NA", 2000)]
+    assert sorted(ranks.values()) == [1, 2, 3, 4]
+    proc = _cli("pipeline.report", f"output_dir={root}")
+    assert proc.returncode == 0, proc.stderr[-3000:]

@@ -19,7 +19,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.core.errors import ConfigError
-from pipeline.core.io import read_json
+from pipeline.core.io import read_csv, read_json
 from pipeline.core.paths import OutputPaths, run_file
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,6 @@ def track_sweep(cfg: DictConfig) -> None:
         raise ConfigError(f"tracking.backend={backend}: use none or mlflow")
     import time
 
-    import pandas as pd
 
     paths = OutputPaths(Path(cfg.output_dir))
     root = paths.root.resolve()
@@ -109,7 +108,7 @@ def track_sweep(cfg: DictConfig) -> None:
     settings = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("aggregate", "tasks")}
     parent = _run(client, experiment, str(root), "sweep", flatten(settings))
     now = int(time.time() * 1000)
-    ranked = pd.read_csv(paths.comparison_csv)
+    ranked = read_csv(paths.comparison_csv)
     for row in ranked.to_dict("records"):
         cell = f"{row['model']}@{int(row['train_size'])}"
         manifest = run_file(paths.run_dir(row["model"], int(row["train_size"])), "manifest")

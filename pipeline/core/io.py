@@ -251,6 +251,25 @@ def write_csv(path: str | Path, df: pd.DataFrame, float_format: str = "%.6g") ->
     atomic_write_text(path, df.to_csv(index=False, float_format=float_format, lineterminator="\n"))
 
 
+def is_name_column(column: str) -> bool:
+    """Whether a column of our CSVs holds model or family names (or ``model@size`` cells)."""
+    return column in ("model", "family", "cell") or column.endswith(("_model", "_family"))
+
+
+def read_csv(path: str | Path) -> pd.DataFrame:
+    """A CSV this pipeline wrote (:func:`write_csv`), with names as text: model and family
+    names such as ``007``, ``NA``, ``1e3`` or ``True`` are read exactly as written, never
+    as numbers, booleans or missing values. Other columns are read as pandas reads them
+    (an empty field is NaN). Every reader of our own CSVs goes through here."""
+    import pandas as pd
+
+    header = pd.read_csv(path, nrows=0).columns
+    names = [c for c in header if is_name_column(c)]
+    missing = ["", "NaN", "nan", "NA", "N/A", "null", "None", "<NA>"]
+    return pd.read_csv(path, dtype={c: str for c in names}, keep_default_na=False,
+                       na_values={c: missing for c in header if c not in names})
+
+
 def to_markdown(df: pd.DataFrame, float_digits: int = 4) -> str:
     """A GitHub-flavoured Markdown table (no third-party dependency)."""
 
