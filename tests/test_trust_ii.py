@@ -214,3 +214,60 @@ def test_names_like_numbers_or_missing_values_are_read_as_text(sweep):
     assert sorted(ranks.values()) == [1, 2, 3, 4]
     proc = _cli("pipeline.report", f"output_dir={root}")
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+# 7. a response cut short is retried, then one error line ------------------------------------
+
+@pytest.fixture
+def short_srv():
+    """The scripted OpenAI server whose ``"short"`` step promises more bytes than it sends."""
+    from test_openai_trust import ScriptedHandler, ScriptedServer
+
+    class ShortHandler(ScriptedHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            if self.server.script and self.server.script[0] == "short":
+                self.server.script.pop(0)
+                self.rfile.read(int(self.headers["Content-Length"]))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "1000")
+                self.end_headers()
+                self.wfile.write(b'{"choices": [')
+                self.close_connection = True
+                return
+            super().do_POST()
+
+    server = ScriptedServer()
+    server.RequestHandlerClass = ShortHandler
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _openai_cfg(small_cfg, server, *more):
+    return small_cfg("generator=openai", "model=llama-3.2-1b", "data.limit=2",
+                     f"generator.options.base_url={server.url}",
+                     "generator.options.concurrency=1", "generator.options.backoff_s=0.01",
+                     "generator.options.cache=false", "tasks.summarization.metrics=[rouge]",
+                     "tasks.title.metrics=[rouge]", *more)
+
+
+def test_a_response_cut_short_is_retried(small_cfg, short_srv):
+    from pipeline.core.io import read_json
+    from pipeline.scoring.cell import run_cell
+
+    short_srv.script = ["short", "short"]
+    run_dir = run_cell(_openai_cfg(small_cfg, short_srv))
+    assert read_json(run_dir / "manifest.json")["generator"]["requests"]["computed"] == 8
+    assert short_srv.script == [] and len(short_srv.auth) == 8  # 2 cut short, retried
+
+
+def test_a_server_always_cutting_short_is_one_error_line(small_cfg, short_srv):
+    from pipeline.core.errors import UserError
+    from pipeline.scoring.cell import run_cell
+
+    short_srv.script = ["short"] * 3
+    with pytest.raises(UserError, match=r"response cut short \(13 bytes read, 987 more "
+                                        r"expected\) \(gave up after 3 attempts\)"):
+        run_cell(_openai_cfg(small_cfg, short_srv, "generator.options.max_retries=2"))
