@@ -271,3 +271,36 @@ def test_a_server_always_cutting_short_is_one_error_line(small_cfg, short_srv):
     with pytest.raises(UserError, match=r"response cut short \(13 bytes read, 987 more "
                                         r"expected\) \(gave up after 3 attempts\)"):
         run_cell(_openai_cfg(small_cfg, short_srv, "generator.options.max_retries=2"))
+
+
+# 10. CSV errors name the physical line where the record starts ------------------------------
+
+MULTILINE = ('id,article,summary\n'
+             'a,"first line\nsecond line\nthird line",short\n'
+             '\n'
+             'b,"one\n\ntwo",{bad}\n')
+
+
+def test_csv_lines_are_where_each_record_starts(tmp_path):
+    from pipeline.core.io import read_records
+
+    path = tmp_path / "test.csv"
+    path.write_text(MULTILINE.format(bad="fine"), encoding="utf-8")
+    assert [line for line, _ in read_records(path)] == [2, 6]
+
+
+def test_csv_error_names_the_line_where_the_bad_record_starts(tmp_path):
+    from pipeline.aggregate.runs import load_table
+    from pipeline.core.errors import InputError
+    from pipeline.core.io import read_records
+
+    path = tmp_path / "metrics.csv"
+    path.write_text('model,family,params_b,train_size,title_rougeL\n'
+                    'a,"a family\nwith a long\ndescription",1,500,0.5\n'
+                    'b,f,1,500,lots\n', encoding="utf-8")
+    with pytest.raises(InputError, match=r"metrics\.csv, line 5, field 'title_rougeL'"):
+        load_table(path)
+    path = tmp_path / "test.csv"
+    path.write_text(MULTILINE.format(bad="x,extra"), encoding="utf-8")
+    with pytest.raises(InputError, match=r"test\.csv, line 6: 4 fields where the header has 3"):
+        read_records(path)
