@@ -6,6 +6,7 @@ One section per situation; each test failed on the code before the fix.
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 import subprocess
@@ -304,3 +305,29 @@ def test_csv_error_names_the_line_where_the_bad_record_starts(tmp_path):
     path.write_text(MULTILINE.format(bad="x,extra"), encoding="utf-8")
     with pytest.raises(InputError, match=r"test\.csv, line 6: 4 fields where the header has 3"):
         read_records(path)
+
+
+# 4. data=hf local files edited without their mtime changing ---------------------------------
+
+def test_hf_local_file_edited_with_the_same_mtime_is_read_again(small_cfg, tmp_path, caplog):
+    pytest.importorskip("datasets")
+    from pipeline.core.io import read_json
+    from pipeline.data.demo_corpus import build_demo_corpus
+    from pipeline.scoring.cell import run_cell
+
+    _, test = build_demo_corpus(seed=5, n_train=0, n_test=6)
+    path = tmp_path / "test.jsonl"
+
+    def write(rows):
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        os.utime(path, ns=(10**18, 10**18))  # the same mtime each time
+
+    args = ("data=hf", f"data.options.path={path}", "model=demo-lead", "train_size=0",
+            "tasks.summarization.metrics=[rouge]", "tasks.title.metrics=[rouge]")
+    write(test)
+    first = read_json(run_cell(small_cfg(*args)) / "manifest.json")["inputs"]["test"]
+    write([{**test[0], "summary": "An entirely different reference."}, *test[1:]])
+    with caplog.at_level(logging.INFO, logger="pipeline.scoring.cell"):
+        run_dir = run_cell(small_cfg(*args))
+    assert "test data changed" in caplog.text
+    assert read_json(run_dir / "manifest.json")["inputs"]["test"] != first
