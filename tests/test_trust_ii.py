@@ -9,6 +9,7 @@ import importlib.util
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -331,3 +332,51 @@ def test_hf_local_file_edited_with_the_same_mtime_is_read_again(small_cfg, tmp_p
         run_dir = run_cell(small_cfg(*args))
     assert "test data changed" in caplog.text
     assert read_json(run_dir / "manifest.json")["inputs"]["test"] != first
+
+
+# 8. a read-only output_dir ------------------------------------------------------------------
+
+def _as_reader() -> list[str]:
+    """Command prefix under which permission bits hold (root ignores them unless it drops
+    its override capabilities)."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("root without setpriv: cannot make a folder unwritable")
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner"]
+
+
+@pytest.fixture
+def read_only_sweep(sweep):
+    """An aggregated sweep, then made read-only (made writable again afterwards)."""
+    root = Path(sweep().output_dir)
+    aggregate(sweep())
+    modes = {p: p.stat().st_mode for p in [root, *root.rglob("*")] if not p.is_symlink()}
+    for path, mode in modes.items():
+        path.chmod(mode & ~0o222)
+    yield root
+    for path, mode in modes.items():
+        path.chmod(mode)
+
+
+@pytest.mark.slow
+def test_read_only_sweep_aggregates_when_unchanged_and_errors_in_one_line(read_only_sweep):
+    root = read_only_sweep
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*_as_reader(), sys.executable, "-m", *args, f"output_dir={root}"],
+                              cwd=ROOT, env=run_env(), capture_output=True, text=True,
+                              timeout=600)
+
+    proc = run("pipeline.aggregate", "aggregate.n_boot=50")  # reads only: works
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Top 4 of 4 cells" in proc.stdout
+    for args in (("pipeline.aggregate", "aggregate.n_boot=50", "force=true"),
+                 ("pipeline.report",),
+                 ("pipeline.compare", "model=demo-lead", "train_size=100", "data.limit=4",
+                  "tasks.summarization.metrics=[rouge]", "tasks.title.metrics=[rouge]")):
+        proc = run(*args)
+        errors = _error_lines(proc.stderr)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+        assert len(errors) == 1 and f"cannot write {root}" in errors[0], errors
+        assert "Permission denied (this command writes its outputs under output_dir" in errors[0]

@@ -1,6 +1,7 @@
 """Shared command-line behaviour: clean one-line errors and exit status 2 on bad input.
 
-Inside a Hydra task a user error (bad file, missing predictions, bad option) is reported as
+Inside a Hydra task a user error (bad file, missing predictions, bad option, a write that
+the disk or its permissions refuse) is reported as
 ``error: <message>`` and recorded, so that in a multirun the other cells still run; the
 command then exits with status 2. Config errors also exit 2. Programming errors keep their
 traceback (status 1).
@@ -8,14 +9,16 @@ traceback (status 1).
 
 from __future__ import annotations
 
+import errno
 import functools
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from omegaconf.errors import MissingMandatoryValue
 
-from pipeline.core.errors import UserError
+from pipeline.core.errors import UserError, storage_error
 from pipeline.core.paths import CONF_DIR
 
 _failures: list[str] = []
@@ -33,6 +36,10 @@ def catch_user_errors(label: Callable[[Any], str]) -> Callable:
                 return fn(cfg)
             except UserError as exc:
                 text = f"{label(cfg)}: {exc}"
+            except OSError as exc:  # a write refused (read-only output_dir, full disk)
+                if (error := storage_error(exc, cfg.output_dir)) is None:
+                    raise
+                text = f"{label(cfg)}: {error}{_read_only_hint(exc, cfg)}"
             except MissingMandatoryValue as exc:  # a `???` value the command line did not set
                 text = f"{exc.full_key} is required: set {exc.full_key}=..."
             _failures.append(text)
@@ -42,6 +49,18 @@ def catch_user_errors(label: Callable[[Any], str]) -> Callable:
         return wrapper
 
     return deco
+
+
+def _read_only_hint(exc: OSError, cfg: Any) -> str:
+    """Why a command cannot use a sweep it may read but not write, and what to do."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT) or not exc.filename:
+        return ""
+    out = Path(str(cfg.output_dir)).expanduser().absolute()
+    if out != Path(exc.filename).absolute() and out not in Path(exc.filename).absolute().parents:
+        return ""
+    return (f" (this command writes its outputs under output_dir={cfg.output_dir}; to use a "
+            "sweep you may only read, copy it to a folder you can write and point output_dir "
+            "there)")
 
 
 def hydra_command(label: Callable[[Any], str]) -> Callable:

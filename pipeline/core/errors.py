@@ -64,6 +64,15 @@ STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPER
                             errno.EROFS})
 
 
+def storage_error(exc: OSError, path: str | Path) -> StorageError | None:
+    """The :class:`StorageError` naming the file (else ``path``) that ``exc`` could not write
+    for lack of space or permission; None when ``exc`` is another error."""
+    if exc.errno not in STORAGE_ERRNOS:
+        return None
+    reason = exc.strerror or os.strerror(exc.errno)
+    return StorageError(f"cannot write {exc.filename or path}: {reason}")
+
+
 @contextmanager
 def reporting_storage_errors(path: str | Path) -> Iterator[None]:
     """Raise a :class:`StorageError` naming the file (else ``path``) when a write inside
@@ -71,7 +80,7 @@ def reporting_storage_errors(path: str | Path) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        if exc.errno not in STORAGE_ERRNOS:
+        error = storage_error(exc, path)
+        if error is None:
             raise
-        reason = exc.strerror or os.strerror(exc.errno)
-        raise StorageError(f"cannot write {exc.filename or path}: {reason}") from None
+        raise error from None
