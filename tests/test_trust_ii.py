@@ -380,3 +380,25 @@ def test_read_only_sweep_aggregates_when_unchanged_and_errors_in_one_line(read_o
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
         assert len(errors) == 1 and f"cannot write {root}" in errors[0], errors
         assert "Permission denied (this command writes its outputs under output_dir" in errors[0]
+
+
+# 9. no native abort after a clean data=hf error ---------------------------------------------
+
+@pytest.mark.slow
+def test_data_hf_error_exits_2_every_time(tmp_path):
+    """Each run builds the dataset afresh (Arrow's thread pools at work), then fails on a
+    column: status 2 and one error line every time, never an abort (134) at exit."""
+    pytest.importorskip("datasets")
+    from pipeline.data.demo_corpus import build_demo_corpus
+
+    _, test = build_demo_corpus(seed=5, n_train=0, n_test=6)
+    path = tmp_path / "test.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in test), encoding="utf-8")
+    for run in range(12):
+        proc = _cli("pipeline.compare", "data=hf", f"data.options.path={path}",
+                    "data.options.columns={summary: nope}",
+                    f"data.options.cache_dir={tmp_path / f'hf{run}'}",
+                    f"output_dir={tmp_path / 'out'}")
+        assert proc.returncode == 2, (run, proc.stderr[-2000:])
+        assert "terminate called" not in proc.stderr
+        assert len(_error_lines(proc.stderr)) == 1

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import errno
 import functools
+import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -107,4 +109,23 @@ def exit_with_failures(entry: Callable[[], object]) -> None:
             print(f"error: {len(_failures)} job(s) failed:", file=sys.stderr)
             for text in _failures:
                 print(f"  - {text}", file=sys.stderr)
+        _exit_failed()
+
+
+def _exit_failed() -> None:
+    """Exit with status 2 after a user error.
+
+    When Arrow is loaded (``data=hf`` reads through ``datasets``), a failure often comes
+    milliseconds after Arrow's CPU/IO thread pools did work; exiting normally then runs
+    Arrow's static destructors while a pool thread may still be finishing, and a joinable
+    ``std::thread`` destroyed at exit aborts the process (``terminate called without an
+    active exception``, status 134; apache/arrow#34314, #39862). Nothing remains to be
+    written on this path (the error is printed, every output is written atomically), so
+    after flushing the streams and logging the process ends without those destructors.
+    """
+    if "pyarrow" not in sys.modules:
         sys.exit(2)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(2)
