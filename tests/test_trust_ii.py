@@ -21,7 +21,6 @@ import pytest
 
 from pipeline.aggregate import outputs
 from pipeline.aggregate.stage import aggregate
-from pipeline.core.locking import exclusive
 from tests.conftest import ROOT, run_env
 
 
@@ -77,6 +76,8 @@ def test_users_tables_folder_and_files_are_moved_aside_not_deleted(sweep, caplog
 # 5. two aggregates at once on one output_dir ------------------------------------------------
 
 def test_a_second_aggregate_waits_for_the_first(sweep, caplog):
+    from pipeline.core.locking import exclusive
+
     root = Path(sweep().output_dir)
     done: list[dict] = []
     with caplog.at_level(logging.WARNING), exclusive(root / outputs.LOCK, "test"):
@@ -156,14 +157,19 @@ def test_resume_after_weights_changed_in_place_regenerates_everything(small_cfg,
 @pytest.mark.parametrize(("override", "message"), [
     ("+metrics.rogue.use_stemmer=false", "metrics.rogue: unknown metric 'rogue'; did you mean "
                                          "'rouge'?"),
-    ("+metrics.classification.averge=macro", "metrics.classification.averge: unknown option"),
+    ("+metrics.rouge.use_stemer=false", "metrics.rouge.use_stemer: unknown option "
+                                        "'use_stemer'; did you mean 'use_stemmer'?"),
 ])
 def test_unused_or_misspelt_metric_blocks_are_config_errors(small_cfg, override, message):
+    """Checked whether or not a task uses the metric (here ``tag`` and ``type``, which use
+    no ROUGE): the cell fails before any work."""
     from pipeline.core.errors import ConfigError
     from pipeline.scoring.cell import run_cell
 
     with pytest.raises(ConfigError) as info:
-        run_cell(small_cfg("model=demo-lead", "train_size=100", "data.limit=4", override))
+        run_cell(small_cfg("model=demo-lead", "train_size=100", "data.limit=4",
+                           "data.tasks=[tag,type]", "~tasks.summarization", "~tasks.title",
+                           override))
     assert str(info.value).startswith(message)
 
 
