@@ -65,7 +65,7 @@ def aggregate(cfg: DictConfig) -> dict[str, Path]:
 def _aggregate(cfg: DictConfig) -> dict[str, Path]:
     paths = OutputPaths(Path(cfg.output_dir))
     higher = directions(cfg.tasks, cfg.metrics)
-    for key in set(cfg.aggregate.weights) - set(higher):  # a typo must not pass silently
+    for key in sorted(set(cfg.aggregate.weights) - set(higher)):  # a typo must not pass
         raise unknown_key(f"aggregate.weights.{key}", key, higher, "column")
     settings = {"aggregate": OmegaConf.to_container(cfg.aggregate, resolve=True),
                 "tasks": OmegaConf.to_container(cfg.tasks, resolve=True), "directions": higher}

@@ -101,7 +101,6 @@ def track_sweep(cfg: DictConfig) -> None:
         raise ConfigError(f"tracking.backend={backend}: use none or mlflow")
     import time
 
-
     paths = OutputPaths(Path(cfg.output_dir))
     root = paths.root.resolve()
     client, experiment = _client(cfg, root)

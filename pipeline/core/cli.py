@@ -116,12 +116,13 @@ def _exit_failed() -> None:
     """Exit with status 2 after a user error.
 
     When Arrow is loaded (``data=hf`` reads through ``datasets``), a failure often comes
-    milliseconds after Arrow's CPU/IO thread pools did work; exiting normally then runs
-    Arrow's static destructors while a pool thread may still be finishing, and a joinable
-    ``std::thread`` destroyed at exit aborts the process (``terminate called without an
-    active exception``, status 134; apache/arrow#34314, #39862). Nothing remains to be
-    written on this path (the error is printed, every output is written atomically), so
-    after flushing the streams and logging the process ends without those destructors.
+    milliseconds after Arrow's CPU/IO thread pools did work. Finalising the interpreter
+    then races those native threads: a worker that reaches back into Python is stopped
+    with ``pthread_exit`` (unwinding through C++ frames) and a joinable ``std::thread``
+    destroyed by a static destructor calls ``std::terminate`` (``terminate called without
+    an active exception``, status 134; apache/arrow#34314, #39862, #45017). Nothing remains
+    to be written on this path (the error is printed, every output is written atomically),
+    so after flushing logging and the streams the process ends without finalising.
     """
     if "pyarrow" not in sys.modules:
         sys.exit(2)
