@@ -23,16 +23,18 @@ def exclusive(lock_file: str | Path, what: str) -> Iterator[None]:
     """Hold an exclusive lock on ``lock_file`` for the block; while another process holds
     it, log that this one waits (``what``: the work it guards) and wait.
 
-    Where ``lock_file`` cannot be created (a folder this user may read but not write),
-    the block runs unlocked: it cannot write there either, so it cannot disturb a writer.
+    Where ``lock_file`` cannot be created, the block runs unlocked: in a folder this user
+    may read but not write it cannot write either, so it cannot disturb a writer; a folder
+    that does not exist yet is not created here (a mistyped path is left uncreated).
     """
     lock_file = Path(lock_file)
     try:
-        lock_file.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
     except OSError as exc:
-        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT):
             raise
+        fd = None
+    if fd is None:
         yield
         return
     try:
