@@ -226,8 +226,9 @@ def test_documented_paths_are_links_into_one_set(tiny: Callable) -> None:
     aggregate(tiny())
     for path in (paths.comparison_csv, paths.tables, paths.analysis_md):
         assert path.is_symlink() and path.resolve().parent == (root / "aggregate").resolve()
-    assert not (paths.tables / "old.csv").exists()
-    assert sorted(p.name for p in root.iterdir() if p.name.startswith(".")) == []
+    assert not (paths.tables / "old.csv").exists()  # moved aside, not deleted:
+    assert [p.read_text() for p in root.glob("tables.moved-*/old.csv")] == ["stale\n"]
+    assert sorted(p.name for p in root.iterdir() if p.name.startswith(".")) == [outputs.LOCK]
     stamp = outputs.published(root)
     assert set(stamp["files"]) >= {"model_comparison.csv", "analysis.md",
                                    "tables/pairwise_pvalues.csv"}
@@ -250,7 +251,7 @@ def test_a_failure_mid_publish_keeps_the_old_set(tiny: Callable,
              for p in (root / "aggregate").rglob("*") if p.is_file()}
     assert after == before
     assert outputs.published(root) is not None  # still intact
-    assert [p.name for p in root.iterdir() if p.name.startswith(".")] == []
+    assert [p.name for p in root.iterdir() if p.name.startswith(".")] == [outputs.LOCK]
     assert load_ranked(OutputPaths(root)).shape[0] == 4
 
 
@@ -275,7 +276,7 @@ def test_a_swap_cut_between_its_renames_is_repaired(tiny: Callable,
         load_ranked(OutputPaths(root))
     aggregate(tiny())  # puts the old set back, then finds its inputs unchanged
     assert outputs.published(root)["run_id"] == first
-    assert [p.name for p in root.iterdir() if p.name.startswith(".")] == []
+    assert [p.name for p in root.iterdir() if p.name.startswith(".")] == [outputs.LOCK]
 
 
 def test_report_refuses_a_tampered_set(tiny: Callable) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import os
 import secrets
 import shutil
@@ -25,8 +26,10 @@ from pipeline.core.io import dumps, file_sha256, read_json, write_json
 from pipeline.core.paths import OutputPaths, run_file
 from pipeline.core.staging import recover
 
+log = logging.getLogger(__name__)
 SET_DIR = "aggregate"  # <output_dir>/aggregate/ holds the published set
 STAMP = "aggregate.json"
+LOCK = ".aggregate.lock"  # held while an aggregate reads and publishes (core.locking)
 LINKED = ("model_comparison.csv", "tables", "analysis.md", STAMP)  # links at <output_dir>
 
 
@@ -77,8 +80,12 @@ def write_stamp(folder: Path, inputs: str, n_cells: int) -> None:
 
 
 def link_set(out_dir: Path) -> None:
-    """Make each documented path under ``out_dir`` a relative link into the set folder,
-    replacing what an older version wrote there (plain files, a ``tables`` folder)."""
+    """Make each documented path under ``out_dir`` a relative link into the set folder.
+
+    Whatever else stands at such a path (a user's own ``tables/`` or file, or what an older
+    version wrote there) is never removed: it is moved aside to ``<name>.moved-<time>``,
+    with a warning naming both paths.
+    """
     for name in LINKED:
         path, target = out_dir / name, Path(SET_DIR) / name
         if path.is_symlink() and Path(os.readlink(path)) == target:
@@ -86,13 +93,20 @@ def link_set(out_dir: Path) -> None:
         tmp = out_dir / f".{name}.link-{os.getpid()}"
         tmp.unlink(missing_ok=True)
         tmp.symlink_to(target, target_is_directory=name == "tables")
-        if path.is_dir() and not path.is_symlink():  # an old tables/ folder: set aside
-            aside = out_dir / f".{name}.old-{os.getpid()}"
-            os.replace(path, aside)
-            os.replace(tmp, path)
-            shutil.rmtree(aside)
-        else:
-            os.replace(tmp, path)
+        if path.exists() or path.is_symlink():
+            _move_aside(path)
+        os.replace(tmp, path)
+
+
+def _move_aside(path: Path) -> None:
+    """Rename ``path`` to a free ``<name>.moved-<UTC time>[-n]`` beside it, with a warning."""
+    base = f"{path.name}.moved-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
+    aside, n = path.with_name(base), 1
+    while aside.exists() or aside.is_symlink():
+        aside, n = path.with_name(f"{base}-{n}"), n + 1
+    os.rename(path, aside)
+    log.warning("%s was not written by the aggregate's set: moved to %s (nothing deleted)",
+                path, aside)
 
 
 def remove_strays(out_dir: Path) -> None:

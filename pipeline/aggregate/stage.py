@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.aggregate.outputs import inputs_digest, published, remove_strays
+from pipeline.aggregate.outputs import LOCK, inputs_digest, published, remove_strays
 from pipeline.aggregate.tracking import track_sweep
-from pipeline.core.errors import ConfigError, InputError
+from pipeline.core.errors import ConfigError, InputError, unknown_key
+from pipeline.core.locking import exclusive
 from pipeline.core.paths import OutputPaths
 from pipeline.scoring.metrics import directions
 
@@ -57,8 +58,15 @@ def usable_weights(cfg: DictConfig, results: SweepResults) -> dict[str, float]:
 
 def aggregate(cfg: DictConfig) -> dict[str, Path]:
     """Rank the cells and write every table; returns the written paths by name."""
+    with exclusive(Path(cfg.output_dir) / LOCK, "aggregate of this output_dir"):
+        return _aggregate(cfg)
+
+
+def _aggregate(cfg: DictConfig) -> dict[str, Path]:
     paths = OutputPaths(Path(cfg.output_dir))
     higher = directions(cfg.tasks, cfg.metrics)
+    for key in sorted(set(cfg.aggregate.weights) - set(higher)):  # a typo must not pass
+        raise unknown_key(f"aggregate.weights.{key}", key, higher, "column")
     settings = {"aggregate": OmegaConf.to_container(cfg.aggregate, resolve=True),
                 "tasks": OmegaConf.to_container(cfg.tasks, resolve=True), "directions": higher}
     inputs = inputs_digest(paths.root, settings, cfg.input)

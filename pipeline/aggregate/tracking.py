@@ -21,7 +21,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.core.errors import ConfigError
-from pipeline.core.io import read_json
+from pipeline.core.io import read_csv, read_json
 from pipeline.core.paths import OutputPaths, run_file
 from pipeline.core.provenance import result_config
 
@@ -138,13 +138,12 @@ def track_sweep(cfg: DictConfig) -> None:
         return
     import time
 
-    import pandas as pd
 
     client, parent, paths = found
     experiment = client.get_run(parent).info.experiment_id
     sweep = client.get_run(parent).data.tags[SWEEP_TAG]
     now = int(time.time() * 1000)
-    ranked = pd.read_csv(paths.comparison_csv)
+    ranked = read_csv(paths.comparison_csv)
     for row in ranked.to_dict("records"):
         cell = f"{row['model']}@{int(row['train_size'])}"
         run_dir = paths.run_dir(row["model"], int(row["train_size"]))

@@ -1,6 +1,7 @@
 """Shared command-line behaviour: clean one-line errors and exit status 2 on bad input.
 
-Inside a Hydra task a user error (bad file, missing predictions, bad option) is reported as
+Inside a Hydra task a user error (bad file, missing predictions, bad option, a write that
+the disk or its permissions refuse) is reported as
 ``error: <message>`` and recorded, so that in a multirun the other cells still run; the
 command then exits with status 2. Config errors also exit 2. Programming errors keep their
 traceback (status 1).
@@ -8,14 +9,18 @@ traceback (status 1).
 
 from __future__ import annotations
 
+import errno
 import functools
+import logging
+import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from omegaconf.errors import MissingMandatoryValue
 
-from pipeline.core.errors import UserError
+from pipeline.core.errors import UserError, storage_error
 from pipeline.core.paths import CONF_DIR
 
 _failures: list[str] = []
@@ -33,6 +38,10 @@ def catch_user_errors(label: Callable[[Any], str]) -> Callable:
                 return fn(cfg)
             except UserError as exc:
                 text = f"{label(cfg)}: {exc}"
+            except OSError as exc:  # a write refused (read-only output_dir, full disk)
+                if (error := storage_error(exc, cfg.output_dir)) is None:
+                    raise
+                text = f"{label(cfg)}: {error}{_read_only_hint(exc, cfg)}"
             except MissingMandatoryValue as exc:  # a `???` value the command line did not set
                 text = f"{exc.full_key} is required: set {exc.full_key}=..."
             _failures.append(text)
@@ -42,6 +51,18 @@ def catch_user_errors(label: Callable[[Any], str]) -> Callable:
         return wrapper
 
     return deco
+
+
+def _read_only_hint(exc: OSError, cfg: Any) -> str:
+    """Why a command cannot use a sweep it may read but not write, and what to do."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT) or not exc.filename:
+        return ""
+    out = Path(str(cfg.output_dir)).expanduser().absolute()
+    if out != Path(exc.filename).absolute() and out not in Path(exc.filename).absolute().parents:
+        return ""
+    return (f" (this command writes its outputs under output_dir={cfg.output_dir}; to use a "
+            "sweep you may only read, copy it to a folder you can write and point output_dir "
+            "there)")
 
 
 def hydra_command(label: Callable[[Any], str]) -> Callable:
@@ -88,4 +109,24 @@ def exit_with_failures(entry: Callable[[], object]) -> None:
             print(f"error: {len(_failures)} job(s) failed:", file=sys.stderr)
             for text in _failures:
                 print(f"  - {text}", file=sys.stderr)
+        _exit_failed()
+
+
+def _exit_failed() -> None:
+    """Exit with status 2 after a user error.
+
+    When Arrow is loaded (``data=hf`` reads through ``datasets``), a failure often comes
+    milliseconds after Arrow's CPU/IO thread pools did work. Finalising the interpreter
+    then races those native threads: a worker that reaches back into Python is stopped
+    with ``pthread_exit`` (unwinding through C++ frames) and a joinable ``std::thread``
+    destroyed by a static destructor calls ``std::terminate`` (``terminate called without
+    an active exception``, status 134; apache/arrow#34314, #39862, #45017). Nothing remains
+    to be written on this path (the error is printed, every output is written atomically),
+    so after flushing logging and the streams the process ends without finalising.
+    """
+    if "pyarrow" not in sys.modules:
         sys.exit(2)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(2)

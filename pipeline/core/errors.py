@@ -6,9 +6,10 @@ Anything else is a programming error and keeps its traceback.
 
 from __future__ import annotations
 
+import difflib
 import errno
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -35,6 +36,16 @@ class ConfigError(UserError, ValueError):
     """A configuration value that cannot work (the message names the config key)."""
 
 
+def unknown_key(key: str, name: str, known: Iterable[str], what: str) -> ConfigError:
+    """The error for config ``key`` naming an unknown ``name`` (a typo): it names the closest
+    of the ``known`` names (difflib) and lists them when there are few."""
+    known = sorted(known)
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    listed = f" (known: {', '.join(known)})" if len(known) <= 12 else ""
+    return ConfigError(f"{key}: unknown {what} {name!r}{hint}{listed}")
+
+
 class ScoreError(UserError):
     """A metric value that cannot be right (NaN, infinite or outside the metric's range);
     the message names the metric, task and example, and the likely cause."""
@@ -53,6 +64,15 @@ STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPER
                             errno.EROFS})
 
 
+def storage_error(exc: OSError, path: str | Path) -> StorageError | None:
+    """The :class:`StorageError` naming the file (else ``path``) that ``exc`` could not write
+    for lack of space or permission; None when ``exc`` is another error."""
+    if exc.errno not in STORAGE_ERRNOS:
+        return None
+    reason = exc.strerror or os.strerror(exc.errno)
+    return StorageError(f"cannot write {exc.filename or path}: {reason}")
+
+
 @contextmanager
 def reporting_storage_errors(path: str | Path) -> Iterator[None]:
     """Raise a :class:`StorageError` naming the file (else ``path``) when a write inside
@@ -60,7 +80,7 @@ def reporting_storage_errors(path: str | Path) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        if exc.errno not in STORAGE_ERRNOS:
+        error = storage_error(exc, path)
+        if error is None:
             raise
-        reason = exc.strerror or os.strerror(exc.errno)
-        raise StorageError(f"cannot write {exc.filename or path}: {reason}") from None
+        raise error from None

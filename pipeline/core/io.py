@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import csv
 import hashlib
 import io
 import json
@@ -251,6 +252,25 @@ def write_csv(path: str | Path, df: pd.DataFrame, float_format: str = "%.6g") ->
     atomic_write_text(path, df.to_csv(index=False, float_format=float_format, lineterminator="\n"))
 
 
+def is_name_column(column: str) -> bool:
+    """Whether a column of our CSVs holds model or family names (or ``model@size`` cells)."""
+    return column in ("model", "family", "cell") or column.endswith(("_model", "_family"))
+
+
+def read_csv(path: str | Path) -> pd.DataFrame:
+    """A CSV this pipeline wrote (:func:`write_csv`), with names as text: model and family
+    names such as ``007``, ``NA``, ``1e3`` or ``True`` are read exactly as written, never
+    as numbers, booleans or missing values. Other columns are read as pandas reads them
+    (an empty field is NaN). Every reader of our own CSVs goes through here."""
+    import pandas as pd
+
+    header = pd.read_csv(path, nrows=0).columns
+    names = [c for c in header if is_name_column(c)]
+    missing = ["", "NaN", "nan", "NA", "N/A", "null", "None", "<NA>"]
+    return pd.read_csv(path, dtype={c: str for c in names}, keep_default_na=False,
+                       na_values={c: missing for c in header if c not in names})
+
+
 def to_markdown(df: pd.DataFrame, float_digits: int = 4) -> str:
     """A GitHub-flavoured Markdown table (no third-party dependency)."""
 
@@ -295,10 +315,36 @@ def read_input_bytes(path: str | Path) -> bytes:
     return path.read_bytes()
 
 
+def csv_record_lines(path: Path, text: str) -> list[int]:
+    """The physical line where each record of a CSV starts (the header first; blank lines
+    are no record): a quoted field may hold newlines, so record n need not be on line n.
+
+    Raises :class:`InputError` naming the line where a record has more fields than the
+    header or where a quoted field never ends.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    starts: list[int] = []
+    start, width = 1, 0
+    try:
+        for row in reader:
+            if row != [] and (len(row) > 1 or row[0].strip()):  # pandas skips blank lines
+                if starts and len(row) > width:
+                    raise InputError(path, f"{len(row)} fields where the header has {width}",
+                                     line=start)
+                width = width or len(row)
+                starts.append(start)
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise InputError(path, f"not a readable CSV: {exc} (a quoted field not closed?)",
+                         line=start) from None
+    return starts
+
+
 def read_records(path: str | Path, data: bytes | None = None) -> list[tuple[int, dict]]:
     """Rows of a JSONL, JSON, CSV or parquet file as ``(line, record)``.
 
-    ``line`` is the 1-based line of the file for JSONL and CSV (the header is line 1), the
+    ``line`` is the 1-based line of the file for JSONL and CSV (the header is line 1; for
+    CSV the line where the record starts, a quoted field may span lines), the
     line where each object starts in a ``.json`` array file (a ``.json`` file not starting
     with ``[`` is read as JSONL) and the 1-based row number for parquet. Missing CSV/parquet
     cells become ``None``; a UTF-8 byte-order mark is ignored; a key repeated in one JSON
@@ -312,10 +358,10 @@ def read_records(path: str | Path, data: bytes | None = None) -> list[tuple[int,
     text = _decode(path, data) if suffix == ".json" else ""
     if text.lstrip(" \t\n\r").startswith("["):
         rows = _json_array(path, text)
-        first_line = None
+        lines = None
     elif suffix in (".jsonl", ".json"):
         rows = list(_jsonl_rows(path, io.BytesIO(data)))
-        first_line = None
+        lines = None
     elif suffix == ".csv":
         import pandas as pd
 
@@ -325,11 +371,14 @@ def read_records(path: str | Path, data: bytes | None = None) -> list[tuple[int,
         except UnicodeDecodeError as exc:
             raise InputError(path, f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            csv_record_lines(path, _decode(path, data))  # raises, naming the line
             raise InputError(path, f"not a readable CSV: {exc}") from None
         if len(df.columns) == 1 and ";" in str(df.columns[0]):
             raise InputError(path, "one column whose header contains ';': the file looks "
                                    "semicolon-separated; save it comma-separated", line=1)
-        first_line = 2
+        lines = csv_record_lines(path, _decode(path, data))[1:]
+        if len(lines) != len(df):  # a layout the two parsers count differently: by row
+            lines = list(range(2, len(df) + 2))
     elif suffix == ".parquet":
         import pandas as pd
 
@@ -340,14 +389,14 @@ def read_records(path: str | Path, data: bytes | None = None) -> list[tuple[int,
         index = [n for n in df.index.names if n is not None]
         if index and not set(index) & set(df.columns):
             df = df.reset_index()  # e.g. df.set_index("id").to_parquet(...)
-        first_line = 1
+        lines = list(range(1, len(df) + 1))
     else:
         raise InputError(path, f"unsupported file type {suffix!r}; use one of "
                                f"{', '.join(TABLE_SUFFIXES)}")
-    if first_line is not None:
+    if lines is not None:
         records = df.astype(object).where(df.notna(), None).to_dict(orient="records")
-        rows = [(first_line + i, {k: _plain(v) for k, v in rec.items()})
-                for i, rec in enumerate(records)]
+        rows = [(line, {k: _plain(v) for k, v in rec.items()})
+                for line, rec in zip(lines, records, strict=True)]
     if not rows:
         raise InputError(path, "file is empty (no records)")
     return rows

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,20 @@ def default_cache_dir() -> Path:
         return Path(env).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base).expanduser() / "model-comparison"
+
+
+def log_dir(path: str) -> str:
+    """Hydra's log folder ``path`` (under ``output_dir``), or, when ``output_dir`` cannot be
+    written (a colleague's sweep, a read-only mount), the same path under
+    ``<tmp>/pipeline-logs-<uid>/``, so that a command that only reads the sweep still runs
+    and one that writes it ends in one ``error: cannot write ...`` line, not in Hydra's
+    traceback. Config resolver ``${log_dir:...}`` (``conf/config.yaml``)."""
+    target = Path(path).expanduser().absolute()
+    existing = next(p for p in (target, *target.parents) if p.exists())
+    if existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
+        return path
+    fallback = Path(tempfile.gettempdir()) / f"pipeline-logs-{os.getuid()}"
+    return str(fallback / target.relative_to(target.anchor))
 
 
 def generation_cache_dir(cache_dir: str | Path | None) -> Path:

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
+
+from pipeline.core.paths import log_dir
 
 
 @dataclass
@@ -181,3 +183,4 @@ class Config:
 def register_schema() -> None:
     """Store the schema so ``conf/config.yaml`` can extend it (``defaults: [schema]``)."""
     ConfigStore.instance().store(name="schema", node=Config)
+    OmegaConf.register_new_resolver("log_dir", log_dir, replace=True)

@@ -9,6 +9,7 @@ an id column a record's id is its row index.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.core.errors import ConfigError
+from pipeline.core.io import file_sha256
 from pipeline.core.registry import TASKS
 from pipeline.core.tasks import get_task
 from pipeline.data.dataset import check_records
@@ -63,7 +65,7 @@ def open_splits(opts: dict[str, Any]) -> dict[str, Any]:
                 builder = FILE_FORMATS[local.suffix.lower()]
                 files = files or {str(opts.get("split") or "test"): str(local)}
             loaded = ds.load_dataset(builder, opts.get("name"), revision=opts.get("revision"),
-                                     data_files=files, cache_dir=opts.get("cache_dir"))
+                                     data_files=files, cache_dir=_cache_dir(ds, opts, files))
     except (ConnectionError, FileNotFoundError, ds.exceptions.DatasetNotFoundError) as exc:
         hint = (" (offline: only datasets already in the local cache can be read; "
                 "data.options.offline=false lets `datasets` download it)"
@@ -71,6 +73,29 @@ def open_splits(opts: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"data.options.path={path}: cannot read the dataset{hint}: "
                           f"{exc}") from exc
     return dict(loaded)
+
+
+def _local_files(files: Any) -> list[Path]:
+    """The existing local files among ``data_files`` (a path, a list, or split -> either)."""
+    if isinstance(files, dict):
+        return [p for v in files.values() for p in _local_files(v)]
+    if isinstance(files, list | tuple):
+        return [p for v in files for p in _local_files(v)]
+    path = Path(str(files)).expanduser() if files else None
+    return [path.resolve()] if path is not None and path.is_file() else []
+
+
+def _cache_dir(ds: Any, opts: dict[str, Any], files: Any) -> str | None:
+    """Where ``datasets`` caches what it built: for local data files, a folder named after
+    their content checksum. ``datasets`` keys its cache by a file's path and mtime, so a
+    file edited without its mtime changing (coarse timestamps, ``cp -p``, a restore) would
+    be read from the stale cache; keyed by content, it is read again."""
+    base = opts.get("cache_dir")
+    local = sorted(set(_local_files(files)))
+    if not local:
+        return base
+    content = hashlib.sha256("".join(f"{p}\0{file_sha256(p)}\n" for p in local).encode())
+    return str(Path(base or ds.config.HF_DATASETS_CACHE) / f"local-{content.hexdigest()[:16]}")
 
 
 def column_map(columns: list[str], mapping: dict[str, str], where: str) -> dict[str, str]:

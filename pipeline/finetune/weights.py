@@ -30,15 +30,18 @@ def directory_checksum(path: Path, memo_file: Path | None = None) -> str:
     files and ``__pycache__`` aside).
 
     Hashing multi-GB weights takes a while, so results are memoised in ``memo_file`` (when
-    given) by the directory's (name, size, mtime) listing; a changed file is hashed again.
+    given) by the directory's (name, size, mtime, inode, ctime) listing; a changed file is
+    hashed again. The inode and ctime catch what mtime misses: weights rewritten in place
+    with the same size and their old mtime restored (``cp -p``, ``touch -r``, a restore),
+    since no tool can set a file's ctime.
     """
     path = Path(path).resolve()
     files = sorted(p for p in path.rglob("*") if p.is_file() and not any(
         part.startswith(".") or part == "__pycache__" for part in p.relative_to(path).parts))
     if memo_file is None:
         return digest([(str(p.relative_to(path)), file_sha256(p)) for p in files])
-    listing = digest([(str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns)
-                       for p in files])
+    listing = digest([(str(p.relative_to(path)), st.st_size, st.st_mtime_ns, st.st_ino,
+                        st.st_ctime_ns) for p in files for st in [p.stat()]])
     memo: dict[str, dict[str, str]] = {}
     if memo_file.exists():
         try:

@@ -10,6 +10,7 @@ never lands in a manifest. No perplexity: the column stays empty.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
@@ -123,7 +124,10 @@ class OpenAIBackend:
             with urllib.request.urlopen(req, timeout=self.opts.timeout_s) as resp:
                 return resp.read()
         except urllib.error.HTTPError as exc:
-            detail = exc.read()[:300].decode("utf-8", "replace").strip()
+            try:
+                detail = exc.read()[:300].decode("utf-8", "replace").strip()
+            except (OSError, http.client.HTTPException):  # the error body itself cut short
+                detail = ""
             if exc.code == 429 or exc.code >= 500:
                 raise _Retryable(f"HTTP {exc.code} {detail}", _retry_after(exc)) from None
             raise EndpointError(f"POST {self.url}: HTTP {exc.code}: {detail or exc.reason}; "
@@ -135,8 +139,11 @@ class OpenAIBackend:
             if isinstance(exc.reason, TimeoutError):
                 raise _Retryable(f"timed out after {self.opts.timeout_s:g} s") from None
             raise _Retryable(f"connection failed ({exc.reason})") from None
-        except OSError as exc:
-            raise _Retryable(f"connection failed ({exc})") from None
+        except http.client.IncompleteRead as exc:
+            raise _Retryable(f"response cut short ({len(exc.partial)} bytes read, "
+                             f"{exc.expected} more expected)") from None
+        except (OSError, http.client.HTTPException) as exc:  # every other transport failure
+            raise _Retryable(f"connection failed ({type(exc).__name__}: {exc})") from None
 
     def _parse(self, raw: bytes) -> str:
         where = "choices[0].message.content" if self.opts.endpoint == "chat" else "choices[0].text"

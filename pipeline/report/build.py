@@ -14,7 +14,7 @@ from pipeline.aggregate.manifest_summary import provenance_lines, read_provenanc
 from pipeline.aggregate.outputs import published
 from pipeline.aggregate.ranking import OVERALL, cell_label, example_overall, metric_columns
 from pipeline.core.errors import ConfigError, InputError
-from pipeline.core.io import read_json, read_records
+from pipeline.core.io import read_csv, read_json, read_records
 from pipeline.core.paths import OutputPaths, run_file
 from pipeline.report import sweep_charts as sc
 from pipeline.report.bertscore_suite import bertscore_sections
@@ -38,7 +38,7 @@ def load_ranked(paths: OutputPaths) -> pd.DataFrame:
         raise InputError(path, "not found: run `python -m pipeline.aggregate "
                                f"output_dir={paths.root}` first")
     published(paths.root)
-    ranked = pd.read_csv(path)
+    ranked = read_csv(path)
     missing = {"rank", "rank_group", "model", "family", "train_size", OVERALL} - set(ranked)
     if ranked.empty or missing:
         raise InputError(path, f"not a ranking (missing {sorted(missing)} or no rows); rerun "
@@ -107,7 +107,7 @@ def _optional_csv(path: Path) -> pd.DataFrame | None:
     if not path.exists():
         return None
     try:
-        return pd.read_csv(path)
+        return read_csv(path)
     except pd.errors.EmptyDataError:
         return None
 

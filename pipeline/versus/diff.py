@@ -33,7 +33,7 @@ from pipeline.aggregate.ranking import OVERALL, adjacent_tests, cell_label, exam
 from pipeline.aggregate.runs import SweepResults, load_runs
 from pipeline.aggregate.significance import at_floor, holm, n_permutations, p_text
 from pipeline.core.errors import ConfigError, InputError
-from pipeline.core.io import read_json, write_json, write_table
+from pipeline.core.io import read_csv, read_json, write_json, write_table
 from pipeline.core.paths import OutputPaths, run_file
 from pipeline.scoring.metrics import directions
 from pipeline.versus.diff_html import write_page
@@ -71,7 +71,7 @@ def load_sweep(spec: str, key: str) -> Sweep:
     ranked = OutputPaths(root).comparison_csv
     ranks = None
     if ranked.exists():
-        table = pd.read_csv(ranked).dropna(subset=["rank"])
+        table = read_csv(ranked).dropna(subset=["rank"])
         ranks = {(str(m), int(t)): int(r) for m, t, r in
                  zip(table["model"], table["train_size"], table["rank"], strict=True)}
     return Sweep(root, results, ranks)

@@ -18,7 +18,8 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from pipeline.core.errors import ConfigError
+from pipeline.core.errors import ConfigError, unknown_key
+from pipeline.core.registry import METRICS
 from pipeline.core.tasks import get_task
 from pipeline.scoring.metrics.base import MetricSpec, check_applicable, get_metric
 from pipeline.scoring.metrics.hf_evaluate import register_evaluate_metrics
@@ -88,8 +89,7 @@ def metric_options(spec: MetricSpec, options: Mapping[str, Any]) -> dict[str, An
     allowed, hints = _option_params(spec)
     for key, value in opts.items():
         if key not in allowed:
-            raise ConfigError(f"metrics.{spec.name}.{key}: unknown option; accepted: "
-                              f"{', '.join(allowed) or '(none)'}")
+            raise unknown_key(f"metrics.{spec.name}.{key}", key, allowed, "option")
         hint = hints.get(key, Any)
         if not _conforms(value, hint):
             raise ConfigError(f"metrics.{spec.name}.{key} must be {_describe(hint)}, "
@@ -100,8 +100,14 @@ def metric_options(spec: MetricSpec, options: Mapping[str, Any]) -> dict[str, An
 
 def validate_metrics(tasks: Mapping[str, Any], metrics_cfg: Mapping[str, Any]) -> None:
     """Check every task's metrics: registered, applicable, options valid (names, types,
-    values). Raises :class:`ConfigError` before any scoring starts."""
+    values), and every ``metrics.<name>`` block, used or not (a misspelt name or option,
+    e.g. ``+metrics.rogue.use_stemmer=false``, must not pass silently). Raises
+    :class:`ConfigError` before any scoring starts."""
     register_evaluate_metrics(metrics_cfg)  # metrics declared in YAML (evaluate modules)
+    for name, options in metrics_cfg.items():
+        if name not in METRICS:
+            raise unknown_key(f"metrics.{name}", name, METRICS.names(), "metric")
+        metric_options(get_metric(name), options or {})
     for task_name, task_cfg in tasks.items():
         task = get_task(task_name)
         for metric_name in task_cfg["metrics"]:
