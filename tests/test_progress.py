@@ -59,12 +59,13 @@ def test_slow_generator_off_a_terminal_logs_progress_every_30_s(tmp_path: Path, 
                           TextGenOptions(prompts=TEMPLATES, batch_size=1))
     session.clock = clock
     caplog.set_level(logging.INFO, logger="pipeline.progress")
-    session.generate(RECORDS)  # 6 batches of 2 prompts, 20 s each: 120 s in all
-    lines = _lines(caplog)
-    # a line once 30 s passed since the last (after 40, 80 and 120 s: the final count)
-    assert lines == [
-        "generate: 4/12 requests (33%), 0.5 tokens/s, 40s elapsed, ETA 1m20s",
-        "generate: 8/12 requests (67%), 0.5 tokens/s, 1m20s elapsed, ETA 40s",
+    session.generate(RECORDS)  # 6 batches of 2 prompts (one per task), 10 s per prompt
+    # progress counts each task's prompts as they finish: a line once 30 s passed since
+    # the last one, the last line being the final count
+    assert _lines(caplog) == [
+        "generate: 3/12 requests (25%), 0.5 tokens/s, 30s elapsed, ETA 1m30s",
+        "generate: 6/12 requests (50%), 0.5 tokens/s, 1m00s elapsed, ETA 1m00s",
+        "generate: 9/12 requests (75%), 0.5 tokens/s, 1m30s elapsed, ETA 30s",
         "generate: 12/12 requests (100%), 0.5 tokens/s, 2m00s elapsed"]
     caplog.clear()
     session.generate(RECORDS)  # everything reused: nothing computed, no progress lines

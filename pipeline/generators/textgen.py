@@ -122,6 +122,7 @@ class TextSession:
             self.rows.update(store.load())
         self.counts = {"computed": 0, "reused": 0}
         self.clock = time.monotonic  # of the progress lines (tests inject a fake one)
+        self.progress: Progress | None = None  # while ``fill`` computes
 
     def fill(self, items: list[dict], per_batch: int,
              compute: Callable[[list[dict]], list[dict]], desc: str = "generate",
@@ -136,14 +137,18 @@ class TextSession:
         if len(items) > len(pending):
             log.info("%s: %d of %d requests reused from earlier runs", desc,
                      len(items) - len(pending), len(items))
-        with Progress(desc, len(pending), clock=self.clock) as progress:
+        with Progress(desc, len(pending), clock=self.clock) as self.progress:
             for start in range(0, len(pending), per_batch):
+                before = self.progress.done  # ``compute`` may count its own parts
                 rows = compute(pending[start:start + per_batch])
                 for store in self.stores:
                     store.append(rows)
                 self.rows.update((r["key"], r) for r in rows)
                 self.counts["computed"] += len(rows)
-                progress.update(len(rows), sum(int(r.get(tokens_key) or 0) for r in rows))
+                if self.progress.done == before:
+                    self.progress.update(len(rows),
+                                         sum(int(r.get(tokens_key) or 0) for r in rows))
+        self.progress = None
         return [self.rows[it["key"]] for it in items]
 
     def generate(self, test: list[dict]) -> tuple[list[dict], dict[str, Any]]:
@@ -178,6 +183,8 @@ class TextSession:
             rows += [{"key": it["key"], "id": it["id"], "task": task, "text": out.text,
                       "truncated": out.truncated, "tokens": out.tokens}
                      for it, out in zip(todo, outs, strict=True)]
+            if self.progress is not None:  # one task's prompts of the batch are done
+                self.progress.update(len(todo), sum(o.tokens or 0 for o in outs))
         return rows
 
     def _parse(self, test: list[dict], texts: dict[tuple[str, str], str],
