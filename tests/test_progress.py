@@ -136,3 +136,23 @@ def test_known_third_party_noise_is_filtered(monkeypatch, caplog) -> None:
     import os
 
     assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
+
+
+@pytest.mark.parametrize(("given", "want"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_commands_make_openmp_threads_wait_passively(given: str | None, want: str) -> None:
+    """Every command sets OMP_WAIT_POLICY=PASSIVE before torch loads (spinning threads
+    starve each other on a busy machine), unless the user chose a policy."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT, run_env
+
+    env = run_env()
+    env.pop("OMP_WAIT_POLICY", None)
+    if given:
+        env["OMP_WAIT_POLICY"] = given
+    code = ("import os, sys, pipeline.compare; "
+            "print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True,
+                         capture_output=True, text=True, timeout=120).stdout.split()
+    assert out == [want, "False"]

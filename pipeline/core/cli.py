@@ -18,6 +18,7 @@ from typing import Any
 
 from omegaconf.errors import MissingMandatoryValue
 
+from pipeline.core.cpus import passive_omp_wait
 from pipeline.core.errors import UserError
 from pipeline.core.paths import CONF_DIR
 
@@ -86,6 +87,7 @@ def hydra_command(label: Callable[[Any], str]) -> Callable:
     register_schema()
     compose_jobs_once()
     quiet_third_party()
+    passive_omp_wait()
 
     def deco(fn: Callable[[Any], Any]) -> Callable[[], Any]:
         return hydra.main(version_base="1.3", config_path=str(CONF_DIR),
