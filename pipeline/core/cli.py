@@ -29,6 +29,7 @@ KNOWN_WARNINGS = (
     (FutureWarning, r".*`resume_download` is deprecated"),
     (FutureWarning, r".*Importing from timm\.models"),
     (FutureWarning, r".*`tokenizer` is deprecated and will be removed"),
+    (FutureWarning, r".*`is_gradient_checkpointing` is deprecated"),
     (UserWarning, r".*TypedStorage is deprecated"),
 )
 NOISY_LOGGERS = ("absl", "datasets", "evaluate", "huggingface_hub", "urllib3")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -172,6 +173,10 @@ def _train(opts: LoraOptions, base: Weights, tok: Any, features: list[dict], out
         log.info("finetune: resuming from %s", resume)
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume)
+    if not sys.stderr.isatty():  # the Trainer turns the hub's bars back on when it ends
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
     info |= {"steps": int(trainer.state.global_step),
              "losses": [round(float(h["loss"]), 6) for h in trainer.state.log_history
                         if "loss" in h],
