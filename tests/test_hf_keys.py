@@ -432,7 +432,7 @@ def test_bad_session_options(tmp_path: Path) -> None:
                                           r"'HFOptions'$"):
         parse_options(HFOptions, {"batch_sise": 2})
     assert parse_options(HFOptions, {"batch_size": 3, "max_new_tokens": {"title": 1}}) == \
-        HFOptions(batch_size=3, max_new_tokens={"summarization": 160, "title": 1, "tag": 48,
+        HFOptions(batch_size=3, max_new_tokens={"summarization": 112, "title": 1, "tag": 24,
                                                 "type": 12})  # merged with the defaults
 
 
