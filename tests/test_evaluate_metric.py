@@ -103,3 +103,30 @@ def test_edited_module_rescores_only_its_metric(small_cfg: Callable, tmp_path: P
     assert "scoring summarization with rouge: unchanged, reused" in caplog.text
     assert list(pd.read_parquet(run_dir / "scores.parquet")["summarization_overlap"]) == \
         pytest.approx([2 / 3, 1 / 4, 1 / 2])  # "Birds" no longer matches "birds"
+
+
+def test_per_example_values_equal_one_compute_call_per_example(monkeypatch) -> None:
+    """Per-example values are exactly what the module's own ``compute()`` returns for each
+    example alone, while ``compute()`` (and its Arrow round trip) runs once for the cell."""
+    from pipeline.core.tasks import get_task
+    from pipeline.scoring.metrics.hf_evaluate import (
+        _module_checksum,
+        check_block,
+        load_module,
+        score_module,
+    )
+
+    block = check_block("wo", {"module": str(MODULE), "outputs": {"overlap": True}})
+    preds = ["the cat", "", "Birds sing loudly", "ünïcode wörds here", "dog dog dog"]
+    refs = [["the cat sat"], ["a dog ran far"], ["birds sing"], ["wörds ünïcode"], ["dog"]]
+    module = load_module(str((MODULE / "word_overlap.py").resolve()),
+                         _module_checksum("wo")({"evaluate": block}, None))  # the cell's one
+    direct = [module.compute(predictions=[p], references=[r[0]])["overlap"]
+              for p, r in zip(preds, refs, strict=True)]
+    calls: list[int] = []
+    real = module.compute
+    monkeypatch.setattr(module, "compute", lambda **kw: calls.append(1) or real(**kw))
+    got = score_module("wo", block, get_task("summarization"), preds, refs)
+    assert list(got.per_example["overlap"]) == direct  # equal, not approximately
+    assert direct == pytest.approx([2 / 3, 0, 1, 1, 1])
+    assert len(calls) == 1

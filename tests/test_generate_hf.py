@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import subprocess
 import sys
@@ -11,7 +13,7 @@ import pytest
 from conftest import ROOT, SMALL, run_env
 from hf_tiny import CHAT_TEMPLATE, save_lora, save_tiny
 
-from pipeline.core.io import read_json, read_jsonl
+from pipeline.core.io import read_json, read_jsonl, write_json
 from pipeline.generators import MissingModelError
 from pipeline.generators.hf import HFBackend
 from pipeline.scoring.cell import run_cell
@@ -60,6 +62,32 @@ def test_llama_chat_template_end_to_end_then_cached(small_cfg, ckpts):
     assert info["requests"] == {"computed": 0, "reused": 4 * 4 + TEXT_REFS}
     assert (run_dir / "predictions.jsonl").read_text() == preds
     assert read_json(run_dir / "metrics.json")["perplexity"] == pytest.approx(ppl)
+
+
+def test_cell_scored_under_the_old_perplexity_rescores_only_perplexity(small_cfg, ckpts,
+                                                                       _cache_dir, caplog):
+    """A cell finished before the assistant-turn definition (no ``perplexity_definition`` in
+    its manifest) is recomputed: outputs come from the generation cache, only the perplexity
+    requests run again, and the metric scores are reused."""
+    run_dir = run_cell(_hf(small_cfg, ckpts["llama"], *NO_BERTSCORE))
+    ppl = read_json(run_dir / "metrics.json")["perplexity"]
+    manifest = read_json(run_dir / "manifest.json")
+    del manifest["generator"]["perplexity_definition"]
+    write_json(run_dir / "manifest.json", manifest)
+    metrics = read_json(run_dir / "metrics.json")
+    write_json(run_dir / "metrics.json", metrics | {"perplexity": 99.0})
+    key = manifest["generator"]["generation_key"]
+    cache = _cache_dir / "generations" / f"{key}.jsonl"
+    rows = read_jsonl(cache)
+    cache.write_text("".join(json.dumps(r) + "\n" for r in rows if "nll" not in r))
+    caplog.set_level(logging.INFO)
+    run_cell(_hf(small_cfg, ckpts["llama"], *NO_BERTSCORE))
+    assert "perplexity definition changed (now assistant-turn)" in caplog.text
+    info = read_json(run_dir / "manifest.json")["generator"]
+    assert info["requests"] == {"computed": TEXT_REFS, "reused": 4 * 4}
+    assert info["perplexity_definition"] == "assistant-turn"
+    assert read_json(run_dir / "metrics.json")["perplexity"] == pytest.approx(ppl)
+    assert "scoring summarization with rouge: unchanged, reused" in caplog.text
 
 
 def test_lora_adapter_on_its_base(small_cfg, ckpts):

@@ -61,7 +61,8 @@ def _by_hand(model, tok, item: dict) -> float:
 def test_nll_of_each_target_in_a_padded_batch_equals_hand_computed(fp32: HFBackend,
                                                                     ckpt: Path) -> None:
     """Prompts and targets of different lengths in one batch: each row is the NLL of its own
-    target tokens plus EOS (prompt masked, pads ignored) and N counts exactly those."""
+    assistant turn (with CHAT_TEMPLATE: its words and the end marker </s>; prompt masked,
+    pads ignored) and N counts exactly those."""
     long_prompt = "Sum: Local residents said the region has grown"
     batch = [_item("k1", SYSTEM, long_prompt, "Interest has grown"),
              _item("k2", None, "Title: the area",
@@ -99,9 +100,43 @@ def test_target_without_bos_and_with_eos_only_when_the_tokenizer_has_one(fp32: H
     no_eos = copy.copy(fp32)
     no_eos.tok = copy.deepcopy(fp32.tok)
     no_eos.tok.eos_token = None
+    no_eos.chat = False  # with a chat template the turn's end marker is the template's
+    plain = tok(f"{SYSTEM}\n\n{item['prompt'].user}\n\n")["input_ids"]
     (row,) = no_eos.nll([item])
-    assert row["n"] == 3 and row["nll"] == pytest.approx(nll_by_hand(model, prompt, words),
+    assert row["n"] == 3 and row["nll"] == pytest.approx(nll_by_hand(model, plain, words),
                                                          rel=1e-5)
+
+
+# CHAT_TEMPLATE, but the assistant's turn ends with " ." before its end marker: the turn
+# LoRA trains on is then not the answer + EOS (the perplexity definition before issue 25)
+TURN_TEMPLATE = ("{% for m in messages %}<s> {{ m['role'] }} : {{ m['content'] }}"
+                 "{% if m['role'] == 'assistant' %} .{% endif %} </s> {% endfor %}"
+                 "{% if add_generation_prompt %}<s> assistant : {% endif %}")
+
+
+def test_perplexity_target_is_the_assistant_turn_lora_trains_on(fp32: HFBackend,
+                                                                ckpt: Path) -> None:
+    """The NLL is over the chat template's assistant turn (its end marker included), the
+    exact tokens ``finetune=lora`` computes its loss on."""
+    from pipeline.finetune.lora import _encode
+
+    turn = copy.copy(fp32)
+    turn.tok = copy.deepcopy(fp32.tok)
+    turn.tok.chat_template = TURN_TEMPLATE
+    item = _item("k", SYSTEM, "Sum: Local residents said the region has grown",
+                 "Interest has grown")
+    tok = AutoTokenizer.from_pretrained(ckpt)
+    model = AutoModelForCausalLM.from_pretrained(ckpt).eval()
+    prompt = tok(chat_by_hand(SYSTEM, item["prompt"].user), add_special_tokens=False)[
+        "input_ids"]
+    target = tok("Interest has grown . </s> ", add_special_tokens=False)["input_ids"]
+    assert len(target) == 5 and target[-1] == tok.eos_token_id
+    (row,) = turn.nll([item])
+    assert row["n"] == 5
+    assert row["nll"] == pytest.approx(nll_by_hand(model, prompt, target), rel=1e-5)
+    trained = _encode(turn.tok, item["prompt"], item["target"], True, {}, 10_000)
+    assert [t for t in trained["labels"] if t != -100] == target
+    assert trained["input_ids"] == prompt + target
 
 
 def test_one_token_plain_prompt_scores_every_target_token(fp32: HFBackend,
@@ -298,8 +333,9 @@ def _gen_session(out: Path, backend, *, seed: int = 0, cache_dir: Path | None = 
 def test_session_parses_outputs_into_predictions(tmp_path: Path, caplog) -> None:
     backend = ScriptedGen("a", ANSWERS)
     session = _gen_session(tmp_path, backend)
-    with caplog.at_level("INFO", logger="pipeline.generators.textgen"):
-        preds, info = session.generate(RECORDS)
+    caplog.set_level("INFO", logger="pipeline.generators.textgen")
+    caplog.set_level("INFO", logger="pipeline.progress")
+    preds, info = session.generate(RECORDS)
     assert preds == [
         {"id": "a", "summary": "The cat sat.", "title": "Cats", "tags": ["news", "pets"],
          "type": "opinion", "raw": {"tag": "pets, Unknown, news",
@@ -316,9 +352,9 @@ def test_session_parses_outputs_into_predictions(tmp_path: Path, caplog) -> None
         ([LABELS + "first"], 5), (["Sum: first"], 7), (["Type (news, opinion): first"], 2),
         (["Title: first"], 3), ([LABELS + "second"], 5), (["Sum: second"], 7),
         (["Type (news, opinion): second"], 2), (["Title: second"], 3)]
-    key = session.key[:8]
-    assert [r.getMessage() for r in caplog.records] == [
-        f"{key}: 4/8 requests done", f"{key}: 8/8 requests done",
+    lines = [r.getMessage() for r in caplog.records]
+    assert re.fullmatch(r"generate: 8/8 requests \(100%\), \d+s elapsed", lines.pop(0))
+    assert lines == [
         "tag: 1 of 2 outputs could not be parsed into a set (scored as empty/unknown), e.g. "
         "'nothing useful'",
         "type: 1 of 2 outputs could not be parsed into a label (scored as empty/unknown), "
@@ -396,7 +432,7 @@ def test_bad_session_options(tmp_path: Path) -> None:
                                           r"'HFOptions'$"):
         parse_options(HFOptions, {"batch_sise": 2})
     assert parse_options(HFOptions, {"batch_size": 3, "max_new_tokens": {"title": 1}}) == \
-        HFOptions(batch_size=3, max_new_tokens={"summarization": 160, "title": 1, "tag": 48,
+        HFOptions(batch_size=3, max_new_tokens={"summarization": 112, "title": 1, "tag": 24,
                                                 "type": 12})  # merged with the defaults
 
 

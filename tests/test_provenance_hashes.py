@@ -154,10 +154,20 @@ def test_finetune_changes_hashes_only_when_set(compose_cfg, base):
 
 
 
+def test_thread_count_changes_no_hash(compose_cfg, base):
+    """``generator.options.threads`` changes speed, not outputs: no hash moves."""
+    threads = compose_cfg(*HF, "generator.options.threads=1")
+    assert base.generator.options.threads is None
+    assert generation_hash(threads) == generation_hash(base)
+    assert config_hash(threads) == config_hash(base)
+    assert score_hashes(threads) == score_hashes(base)
+
+
 def _by_hand(data: dict, keys: tuple[str, ...]) -> str:
     picked = {k: data[k] for k in keys}
     if "metrics" in picked:
         picked["metrics"]["bertscore"].pop("cache")  # see NON_RESULT_OPTIONS
+    picked["generator"]["options"].pop("threads", None)  # NON_RESULT_GENERATOR_OPTIONS
     blob = json.dumps(picked, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

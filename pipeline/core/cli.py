@@ -4,7 +4,7 @@ Inside a Hydra task a user error (bad file, missing predictions, bad option, a w
 the disk or its permissions refuse) is reported as
 ``error: <message>`` and recorded, so that in a multirun the other cells still run; the
 command then exits with status 2. Config errors also exit 2. Programming errors keep their
-traceback (status 1).
+traceback (status 1). Third-party noise is filtered once per command (:func:`quiet_third_party`).
 """
 
 from __future__ import annotations
@@ -14,14 +14,28 @@ import functools
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from omegaconf.errors import MissingMandatoryValue
 
+from pipeline.core.cpus import passive_omp_wait
 from pipeline.core.errors import UserError, storage_error
 from pipeline.core.paths import CONF_DIR
+
+# Known third-party warnings that say nothing a user of this pipeline can act on:
+# (category, message regex)
+KNOWN_WARNINGS = (
+    (FutureWarning, r".*`torch_dtype` is deprecated"),
+    (FutureWarning, r".*`resume_download` is deprecated"),
+    (FutureWarning, r".*Importing from timm\.models"),
+    (FutureWarning, r".*`tokenizer` is deprecated and will be removed"),
+    (FutureWarning, r".*`is_gradient_checkpointing` is deprecated"),
+    (UserWarning, r".*TypedStorage is deprecated"),
+)
+NOISY_LOGGERS = ("absl", "datasets", "evaluate", "huggingface_hub", "urllib3")
 
 _failures: list[str] = []
 _started: list[bool] = []  # set once a task function runs: later exits are not config errors
@@ -65,6 +79,20 @@ def _read_only_hint(exc: OSError, cfg: Any) -> str:
             "there)")
 
 
+def quiet_third_party(tty: bool | None = None) -> None:
+    """Filter third-party noise: the known warnings above, INFO lines of ``absl`` (rouge's
+    tokenizer notes) and similar libraries, and, off a terminal, the hub/transformers tqdm
+    bars (weight loading) that a log file shows as long lines of carriage returns; our own
+    progress lines (:mod:`pipeline.core.progress`) report the long work instead."""
+    for category, message in KNOWN_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    if not (sys.stderr.isatty() if tty is None else tty):
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TQDM_DISABLE", "1")
+
+
 def hydra_command(label: Callable[[Any], str]) -> Callable:
     """Make a task function a command over ``conf/config.yaml``: ``@hydra.main`` with the
     project's schema registered, and user errors reported as ``error: <label>: ...``.
@@ -78,6 +106,8 @@ def hydra_command(label: Callable[[Any], str]) -> Callable:
 
     register_schema()
     compose_jobs_once()
+    quiet_third_party()
+    passive_omp_wait()
 
     def deco(fn: Callable[[Any], Any]) -> Callable[[], Any]:
         return hydra.main(version_base="1.3", config_path=str(CONF_DIR),

@@ -15,6 +15,8 @@ from omegaconf import DictConfig, OmegaConf
 RESULT_KEYS = ("model", "data", "generator", "tasks", "metrics", "train_size", "seed")
 # Metric options that never change the numbers (how a metric uses its cache).
 NON_RESULT_OPTIONS = ("cache",)
+# Generator options that never change the outputs (how fast they are computed).
+NON_RESULT_GENERATOR_OPTIONS = ("threads",)
 # Keys that change a cell's predictions.
 GENERATION_KEYS = ("model", "data", "generator", "train_size", "seed")
 PACKAGES = ("pipeline-compare", "hydra-core", "omegaconf", "torch", "transformers",
@@ -43,6 +45,10 @@ def _result_options(options: Any) -> Any:
 def _pick(data: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     """``keys`` of ``data``, plus ``finetune`` when set (so cells without it keep their hash)."""
     picked = {k: data.get(k) for k in keys}
+    gen = picked.get("generator")
+    if isinstance(gen, dict) and isinstance(gen.get("options"), dict):
+        picked["generator"] = gen | {"options": {
+            k: v for k, v in gen["options"].items() if k not in NON_RESULT_GENERATOR_OPTIONS}}
     if isinstance(picked.get("metrics"), dict):
         picked["metrics"] = {m: _result_options(o) for m, o in picked["metrics"].items()}
     return picked | ({"finetune": data["finetune"]} if data.get("finetune") else {})

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,11 +29,13 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
+from pipeline.core.cpus import torch_threads
 from pipeline.core.errors import ConfigError
 from pipeline.core.io import read_json, write_json
 from pipeline.core.provenance import package_versions
 from pipeline.core.tasks import get_task
 from pipeline.data.dataset import Dataset, as_reference_list
+from pipeline.finetune.feedback import feedback_callback
 from pipeline.finetune.prompts import Prompt, PromptSet, load_templates
 from pipeline.finetune.weights import (
     Weights,
@@ -125,13 +128,20 @@ def _train(opts: LoraOptions, base: Weights, tok: Any, features: list[dict], out
     """Train, save the adapter to ``out`` atomically (temporary folder, then rename)."""
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments, set_seed
+    from transformers import (
+        DataCollatorForSeq2Seq,
+        PrinterCallback,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
     from transformers.trainer_utils import get_last_checkpoint
 
     cuda = torch.cuda.is_available()
     native = torch.cuda.is_bf16_supported() if cuda else cpu_bf16_supported()
     bf16 = opts.dtype == "bf16" or (opts.dtype == "auto" and native)
     set_seed(opts.seed)
+    torch_threads()
     model = load_causal_lm(base, torch.float32)
     if opts.gradient_checkpointing:
         model.gradient_checkpointing_enable()
@@ -146,11 +156,13 @@ def _train(opts: LoraOptions, base: Weights, tok: Any, features: list[dict], out
         max_steps=opts.max_steps, learning_rate=opts.learning_rate, logging_steps=1,
         save_steps=opts.save_steps, save_total_limit=2, seed=opts.seed, data_seed=opts.seed,
         bf16=bf16, use_cpu=not cuda, report_to=[], remove_unused_columns=False,
-        disable_tqdm=True)
+        disable_tqdm=True, include_num_input_tokens_seen="non_padding")
     tok.padding_side = "right"
     trainer = Trainer(model=model, args=args, train_dataset=features,
                       data_collator=DataCollatorForSeq2Seq(tok, padding=True,
-                                                           label_pad_token_id=-100))
+                                                           label_pad_token_id=-100),
+                      callbacks=[feedback_callback()])
+    trainer.remove_callback(PrinterCallback)  # raw dicts; feedback_callback formats them
     stamp = work / "cache_key"  # Trainer checkpoints of other settings are not resumed
     if work.is_dir() and (not stamp.exists() or stamp.read_text() != info["cache_key"]):
         shutil.rmtree(work)
@@ -161,6 +173,10 @@ def _train(opts: LoraOptions, base: Weights, tok: Any, features: list[dict], out
         log.info("finetune: resuming from %s", resume)
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume)
+    if not sys.stderr.isatty():  # the Trainer turns the hub's bars back on when it ends
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
     info |= {"steps": int(trainer.state.global_step),
              "losses": [round(float(h["loss"]), 6) for h in trainer.state.log_history
                         if "loss" in h],

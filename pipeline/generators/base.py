@@ -9,6 +9,10 @@ from omegaconf import DictConfig
 
 from pipeline.data.dataset import Dataset
 
+# What perplexity measures (recorded per cell; a cell scored under another one re-scores
+# its perplexity): the reference as the chat template's assistant turn, as LoRA trains it.
+PERPLEXITY_DEFINITION = "assistant-turn"
+
 
 @dataclass
 class Generation:

@@ -12,9 +12,15 @@ in bf16 (fp16 without bf16 support), on CPU in bf16 where the CPU computes it na
 
 Perplexity (``Generation.perplexity``) is ``exp(sum NLL / sum N)`` over every text task
 (summary, title) and every reference of every scored example, where the target of one
-reference is its tokens followed by the EOS token, conditioned on the same prompt as for
-generation (prompt tokens are masked with -100), NLL is the summed token negative
-log-likelihood (natural log) of the target and N its number of tokens.
+reference is the assistant turn that ``finetune=lora`` trains on
+(:func:`~pipeline.finetune.weights.answer_ids`: the chat template's rendering of the reference
+as the assistant's answer, its end-of-turn marker included; without a chat template the
+reference's tokens followed by EOS), conditioned on the same prompt as for generation
+(prompt tokens are masked with -100); NLL is the summed token negative log-likelihood
+(natural log) of the target and N its number of tokens.
+
+Torch uses one thread per CPU this job may run on (:func:`~pipeline.core.cpus.torch_threads`:
+``generator.options.threads``, else ``SLURM_CPUS_PER_TASK``, else the CPU affinity).
 """
 
 from __future__ import annotations
@@ -27,19 +33,21 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
+from pipeline.core.cpus import torch_threads
 from pipeline.core.errors import ConfigError
 from pipeline.core.registry import GENERATORS
 from pipeline.core.tasks import get_task
 from pipeline.data.dataset import Dataset, as_reference_list
 from pipeline.finetune.prompts import Prompt
 from pipeline.finetune.weights import (
+    answer_ids,
     cell_weights,
     cpu_bf16_supported,
     load_causal_lm,
     load_tokenizer,
     prompt_ids,
 )
-from pipeline.generators.base import Generation
+from pipeline.generators.base import PERPLEXITY_DEFINITION, Generation
 from pipeline.generators.gen_cache import digest
 from pipeline.generators.textgen import Completion, TextGenOptions, TextSession, parse_options
 
@@ -59,6 +67,7 @@ class HFOptions(TextGenOptions):
     chat_template: bool = True
     chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
     perplexity: bool = True
+    threads: int | None = None  # torch CPU threads; None: the CPUs this job may use
 
 
 def _device_dtype(opts: HFOptions) -> tuple[str, torch.dtype]:
@@ -129,19 +138,22 @@ class HFBackend:
         with torch.inference_mode():
             out = self.model.generate(**enc.to(self.device), generation_config=gen_cfg)
         new = out[:, enc["input_ids"].shape[1]:]
-        ended = torch.isin(new, torch.tensor(eos, device=new.device)).any(dim=1)
+        is_eos = torch.isin(new, torch.tensor(eos, device=new.device))
+        ended = is_eos.any(dim=1)
+        # generated tokens: up to and including the first end token
+        counts = torch.where(ended, is_eos.int().argmax(dim=1) + 1, new.shape[1]).tolist()
         full = new.shape[1] >= max_new_tokens
-        return [Completion(text, bool(full and not stop)) for text, stop in
+        return [Completion(text, bool(full and not stop), n) for text, stop, n in
                 zip(self.tok.batch_decode(new, skip_special_tokens=True), ended.tolist(),
-                    strict=True)]
+                    counts, strict=True)]
 
     def nll(self, batch: list[dict]) -> list[dict]:
-        """Summed NLL and token count of each item's ``target`` given its ``prompt``."""
+        """Summed NLL and token count of each item's ``target`` (as the assistant turn)
+        given its ``prompt``."""
         seqs, labels = [], []
-        eos = [] if self.tok.eos_token_id is None else [self.tok.eos_token_id]
         for it in batch:
-            prompt = self._prompt_ids(it["prompt"])
-            target = self.tok(it["target"], add_special_tokens=False)["input_ids"] + eos
+            prompt, target = answer_ids(self.tok, it["prompt"], it["target"], self.chat,
+                                        self.opts.chat_template_kwargs)
             seqs.append(prompt + target)
             labels.append([-100] * len(prompt) + target)
         width = max(map(len, seqs))
@@ -182,9 +194,11 @@ def perplexity(session: TextSession, backend: HFBackend, test: list[dict]
                 continue
             prompt = session.prompts.render(name, r)
             for ref in as_reference_list(r[task.field]):
-                items.append({"key": digest(session.key, "nll", name, prompt.messages(), ref),
+                items.append({"key": digest(session.key, "nll", PERPLEXITY_DEFINITION, name,
+                                            prompt.messages(), ref),
                               "id": r["id"], "task": name, "prompt": prompt, "target": ref})
-    rows = session.fill(items, session.opts.batch_size, backend.nll)
+    rows = session.fill(items, session.opts.batch_size, backend.nll, desc="perplexity",
+                        tokens_key="n")
     n = sum(row["n"] for row in rows)
     return (math.exp(sum(row["nll"] for row in rows) / n) if n else None), n
 
@@ -195,13 +209,17 @@ def hf(cfg: DictConfig, dataset: Dataset, test: list[dict]) -> Generation:
     opts = parse_options(HFOptions, cfg.generator.options)
     if opts.do_sample:
         torch.manual_seed(int(cfg.seed))
+    threads = torch_threads(opts.threads)
     backend = HFBackend(cfg, opts)
-    log.info("generating predictions for %d examples with %s", len(test),
-             backend.info["checkpoint"])
+    log.info("generating predictions for %d examples with %s (%s, %s, %d CPU threads)",
+             len(test), backend.info["checkpoint"], backend.device, backend.info["dtype"],
+             threads)
     session = TextSession(cfg, dataset, backend, opts)
     preds, info = session.generate(test)
     ppl, n_tokens = perplexity(session, backend, test) if opts.perplexity else (None, 0)
     info |= {"requests": session.finish(), "perplexity_tokens": n_tokens}
+    if opts.perplexity:
+        info["perplexity_definition"] = PERPLEXITY_DEFINITION
     return Generation(predictions=preds, perplexity=ppl,
                       num_parameters=int(backend.model.num_parameters()),
                       info={**backend.info, **info})

@@ -40,6 +40,7 @@ from pipeline.core.staging import recover, staged
 from pipeline.data import Dataset, load_dataset
 from pipeline.finetune import finetune
 from pipeline.generators import Generation
+from pipeline.generators.base import PERPLEXITY_DEFINITION
 from pipeline.generators.inputs import INPUT_NAMES, example_digests, input_checksums
 from pipeline.generators.predictions import (
     HUMAN_PREFIX,
@@ -71,6 +72,14 @@ def changed_metric_inputs(old: dict[str, Any], metric_inputs: dict[str, str]) ->
     return [m for m, checksum in metric_inputs.items() if recorded.get(m) != checksum]
 
 
+def perplexity_outdated(old: dict[str, Any] | None) -> bool:
+    """Whether the manifest ``old`` has a perplexity computed under an earlier definition
+    than :data:`~pipeline.generators.base.PERPLEXITY_DEFINITION`."""
+    gen = (old or {}).get("generator")
+    return (isinstance(gen, dict) and bool(gen.get("perplexity_tokens"))
+            and gen.get("perplexity_definition") != PERPLEXITY_DEFINITION)
+
+
 def stale_reason(run_dir: Path, old: dict[str, Any] | None, chash: str,
                  inputs: dict[str, str], metric_inputs: dict[str, str]) -> str | None:
     """Why the cell must be computed, or None when its manifest ``old`` records this config
@@ -89,6 +98,8 @@ def stale_reason(run_dir: Path, old: dict[str, Any] | None, chash: str,
     recorded_files = old.get("metric_inputs") or {}
     reasons += [f"{m} files changed" if m in recorded_files else f"{m} files not checksummed"
                 for m in changed_metric_inputs(old, metric_inputs)]
+    if perplexity_outdated(old):
+        reasons.append(f"perplexity definition changed (now {PERPLEXITY_DEFINITION})")
     return "; ".join(reasons) or None
 
 
@@ -191,15 +202,19 @@ def run_cell(cfg: DictConfig) -> Path:
     from pipeline.scoring.score import score_cell
 
     reuse = _previous(run_dir, old, cfg, dataset, test, inputs, metric_inputs)
-    if reuse:
+    if reuse and not perplexity_outdated(old):
         log.info("%s: predictions unchanged, reusing them", label)
         gen, previous = reuse
     else:
+        # an outdated perplexity alone: the generator finds its outputs in the generation
+        # cache and computes only the perplexity; scores stay valid for equal predictions
         gen, previous = GENERATORS.get(cfg.generator.name)(cfg, dataset, test), None
     ids = [r["id"] for r in test]
     preds = validate_predictions(list(enumerate(gen.predictions, 1)),
                                  f"<{cfg.generator.name} generator output>", dataset.tasks,
                                  ids, ids)
+    if reuse and previous is None and preds == reuse[0].predictions:
+        previous = reuse[1]
     gen_s = time.perf_counter() - start
     log.info("%s: scoring", label)
     scores, values = score_cell(test, preds, cfg.tasks, cfg.metrics, dataset.tasks,
