@@ -138,6 +138,9 @@ def test_frames_keep_their_columns_and_every_cut_cell_is_recomputed() -> None:
     cells = chosen.results.cells.set_index("model")
     assert cells["s"].to_dict() == pytest.approx({"b": 0.3, "a": 0.2, "c": 0.6})
     assert list(chosen.results.cells.columns) == list(results.cells.columns)
+    kept = chosen.results.cells  # the cells' keys and sizes are not metrics: never recomputed
+    assert list(zip(kept["model"], kept["family"], kept["params_b"], kept["train_size"],
+                    strict=True)) == [("b", "f", 1.0, 1), ("a", "f", 1.0, 1), ("c", "f", 1.0, 1)]
     assert all(list(f.columns) == ["id", "s"] and list(f.index) == [0, 1]
                for f in chosen.results.per_example.values())
     assert "(same id and content; the cells have 2 to 5 each)" in chosen.note
@@ -159,6 +162,9 @@ def test_messages_in_full() -> None:
         "1 cell(s) on 2 examples (checksum B): z@1. Re-run the odd cells on the same data, "
         "or use aggregate.examples=largest (rank the largest group) or "
         "aggregate.examples=common (the shared examples)")
+    five = {(f"m{i}", 1): ("A", FIVE, [0.1] * 5) for i in range(5)}
+    with pytest.raises(ConfigError, match=r"m0@1, m1@1, m2@1, m3@1 \.\.\.; 1 cell"):
+        comparable(_results({**five, ("z", 1): ("B", TWO, [0.1, 0.2])}), "error")
     four = {(f"m{i}", 1): ("A", FIVE, [0.1] * 5) for i in range(4)}
     with pytest.raises(ConfigError, match=r"m0@1, m1@1, m2@1, m3@1; 1 cell"):
         comparable(_results({**four, ("z", 1): ("B", TWO, [0.1, 0.2])}), "error")
