@@ -7,6 +7,7 @@ import pytest
 
 from pipeline.aggregate import stats
 from pipeline.aggregate.significance import (
+    _groups,
     adjusted_family,
     at_floor,
     family_tests,
@@ -56,6 +57,10 @@ def test_holm_tracks_which_adjusted_values_are_bounds() -> None:
     p, bound = holm([0.01, 0.02], [True, False])
     np.testing.assert_allclose(p, [0.02, 0.02])
     assert list(bound) == [True, False]
+    # ... and a bound term equal to an exact maximum does not make it a bound
+    p, bound = holm([0.01, 0.02], [False, True])
+    np.testing.assert_allclose(p, [0.02, 0.02])
+    assert list(bound) == [False, False]
     # a bound term of exactly 1: "p <= 1" says nothing, so 1 is exact
     p, bound = holm([0.5, 0.9], [True, False])
     np.testing.assert_allclose(p, [1.0, 1.0])
@@ -101,6 +106,17 @@ def test_family_walk_adds_the_pairs_it_needs_and_adjusts_again() -> None:
     fam3 = family_tests(three, [(0, 1), (0, 2), (1, 2)], n_boot=500)
     assert fam3.p(0, 1)[0] < 0.05 <= fam3.p(0, 2)[0]
     assert list(fam3.groups) == [1, 2, 1]
+    # a p-value of exactly alpha is not significant: the cell stays in group 1
+    lookup = {(0, 1): 0}
+    assert list(_groups(2, lookup, np.array([0.05]), 0.05)) == [1, 1]
+    assert list(_groups(2, lookup, np.array([0.0499]), 0.05)) == [1, 2]
+    # alpha reaches the walk below group 1: c trails b by p ~ 0.013
+    rng = np.random.default_rng(4)
+    base, d = rng.normal(0.5, 0.1, n), rng.normal(0, 0.1, n)
+    walk = np.column_stack([base + 1.0, base, base - (d + 0.04 - d.mean())])
+    assert list(family_tests(walk, [(0, 1), (0, 2), (1, 2)], n_boot=2000).groups) == [1, 2, 3]
+    assert list(family_tests(walk, [(0, 1), (0, 2), (1, 2)], n_boot=2000,
+                             alpha=0.01).groups) == [1, 2, 2]
     # alpha reaches the walk and the permutation count: a pair 0.04 apart has p = 0.013,
     # significant at 0.05, not at 0.01
     rng = np.random.default_rng(4)
@@ -114,6 +130,10 @@ def test_family_walk_adds_the_pairs_it_needs_and_adjusts_again() -> None:
     # seed 0 by default; another seed draws other sign flips
     assert family_tests(noisy, [(0, 1)]).raw[0] == family_tests(noisy, [(0, 1)], seed=0).raw[0]
     assert family_tests(noisy, [(0, 1)]).raw[0] != family_tests(noisy, [(0, 1)], seed=1).raw[0]
+    # one cell: group 1; data never shared by two cells: no groups
+    assert list(family_tests(x[:, :1], [], n_boot=10).groups) == [1]
+    disjoint = np.array([[0.9, np.nan], [np.nan, 0.1], [0.8, np.nan], [np.nan, 0.2]])
+    assert np.isnan(family_tests(disjoint, [(0, 1)], n_boot=10).groups).all()
     # no shared data at all: no groups, no p-values
     empty = family_tests(np.full((3, 2), np.nan), [(0, 1)], n_boot=10)
     assert np.isnan(empty.groups).all() and np.isnan(empty.raw).all()

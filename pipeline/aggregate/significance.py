@@ -34,29 +34,29 @@ def n_permutations(m: int, n_boot: int, alpha: float) -> int:
 
 def at_floor(p: np.ndarray, n_perm: int) -> np.ndarray:
     """Where a Monte-Carlo sign-flip p-value is its resolution floor ``1 / (n_perm + 1)``
-    (an exact enumeration never gives that value, so exact p-values are never flagged)."""
-    p = np.asarray(p, dtype=float)
-    return np.isclose(p, 1.0 / (n_perm + 1), rtol=1e-9, atol=0.0)
+    (an exact enumeration never gives that value, so exact p-values are never flagged; the
+    test computes the floor as this same division, so equality is exact)."""
+    return np.equal(p, 1.0 / (n_perm + 1))
 
 
-def holm(p: np.ndarray, bound: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def holm(p: np.ndarray, bound: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Holm-adjusted p-values (:func:`pipeline.aggregate.stats.holm_adjust`) and, per value,
     whether it is an upper bound: the step-down maximum that sets it comes only from raw
     p-values that are themselves bounds (an exact term equal to it makes it exact; NaN entries
     are kept and not counted; a value capped at 1 is exact)."""
     p = np.asarray(p, dtype=float)
-    raw_bound = np.zeros(p.shape, bool) if bound is None else np.asarray(bound, bool)
+    raw_bound = np.asarray(bound, dtype=bool)
     adjusted = stats.holm_adjust(p)
-    out_bound = np.zeros(p.shape, bool)
+    out_bound = [False] * len(p)
     valid = np.flatnonzero(~np.isnan(p))
-    order = valid[np.argsort(p[valid], kind="stable")]
+    order = valid[np.argsort(p[valid])]
     terms = (len(order) - np.arange(len(order))) * p[order]
     best, setter = -np.inf, -1
     for pos, idx in enumerate(order):
         if terms[pos] > best or (terms[pos] == best and not raw_bound[idx]):
             best, setter = terms[pos], idx
         out_bound[idx] = bool(raw_bound[setter]) and best < 1.0
-    return adjusted, out_bound
+    return adjusted, np.array(out_bound)
 
 
 def p_text(p: float, bound: bool = False, n_perm: int | None = None) -> str:
@@ -124,7 +124,7 @@ def _groups(k: int, lookup: dict[tuple[int, int], int], adjusted: np.ndarray,
         missing = [key for key in keys if key not in lookup]
         if missing:
             raise _Missing(missing)
-        return np.array([adjusted[lookup[key]] for key in keys], dtype=float)
+        return np.array([adjusted[lookup[key]] for key in keys])
 
     groups = np.ones(k)
     to_leader = p_of([(0, j) for j in range(1, k)])
@@ -155,10 +155,11 @@ def family_tests(x: np.ndarray, pairs: Iterable[tuple[int, int]], n_boot: int = 
             n_perm, raw = n_permutations(len(chosen), n_boot, alpha), {}
         new = [pair for pair in chosen if pair not in raw]
         if new:
-            left, right = np.array(new, dtype=int).reshape(-1, 2).T
-            raw.update(zip(new, stats.pair_pvalues(x, left, right, n_perm, seed), strict=True))
+            left, right = np.array(new).T
+            values = stats.pair_pvalues(x, left, right, n_perm, seed)
+            raw.update({key: values[i] for i, key in enumerate(new)})
         keys = list(chosen)
-        p = np.array([raw[key] for key in keys], dtype=float)
+        p = np.array([raw[key] for key in keys])
         adjusted, bound = holm(p, at_floor(p, n_perm))
         lookup = {key: row for row, key in enumerate(keys)}
         shared = (~np.isnan(x)).sum(axis=1) >= 2
@@ -169,8 +170,8 @@ def family_tests(x: np.ndarray, pairs: Iterable[tuple[int, int]], n_boot: int = 
             chosen.update(dict.fromkeys(need.pairs))
             continue
         break
-    left, right = (np.array(keys, dtype=int).reshape(-1, 2).T if keys
-                   else (np.array([], int), np.array([], int)))
+    pairs_at = np.array(keys, dtype=int).reshape(-1, 2)
+    left, right = pairs_at[:, 0], pairs_at[:, 1]
     order = np.lexsort((right, left))
     return FamilyTests(left[order], right[order], p[order], adjusted[order], bound[order],
                        groups, n_perm)
@@ -179,6 +180,4 @@ def family_tests(x: np.ndarray, pairs: Iterable[tuple[int, int]], n_boot: int = 
 def adjusted_family(p: np.ndarray, n_perm: int | None) -> tuple[np.ndarray, np.ndarray]:
     """Holm over one family of raw p-values; bounds where a Monte-Carlo value sits at the
     floor of ``n_perm`` permutations (``None``: no Monte-Carlo test in the family)."""
-    p = np.asarray(p, dtype=float)
-    floor = at_floor(p, n_perm) if n_perm else np.zeros(p.shape, bool)
-    return holm(p, floor)
+    return holm(p, at_floor(p, n_perm) if n_perm else [False] * len(p))

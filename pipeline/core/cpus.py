@@ -7,7 +7,7 @@ binding leave it), capped by ``SLURM_CPUS_PER_TASK`` inside a SLURM job.
 On a busy machine (other jobs on the same cores) OpenMP threads that wait for each other
 by spinning burn the CPU time the others need: measured on 2 shared cores at a load of
 about 10, SmolLM2 decoding ran at 4.9 tokens/s with 2 spinning threads and 14.6 with
-``OMP_WAIT_POLICY=PASSIVE`` (docs/notes-t25a.md). Every command therefore sets
+``OMP_WAIT_POLICY=PASSIVE`` (docs/real-llms.md, "Long runs"). Every command therefore sets
 ``OMP_WAIT_POLICY=PASSIVE`` before torch loads (:func:`passive_omp_wait`), unless the
 user set it.
 """
