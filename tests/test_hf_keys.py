@@ -11,6 +11,7 @@ import math
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -77,16 +78,23 @@ def test_nll_of_each_target_in_a_padded_batch_equals_hand_computed(fp32: HFBacke
         for key, nll, n in zip(("k1", "k2", "k3"), want, (4, 11, 2), strict=True)]
 
 
-def test_target_without_bos_and_with_eos_only_when_the_tokenizer_has_one(fp32: HFBackend,
-                                                                         ckpt: Path) -> None:
-    """A tokenizer that adds BOS by default (as Llama's): the target still starts with its
-    first word; a tokenizer without an end token: the target is its words only."""
+def _grown(ckpt: Path) -> tuple[dict, Any, Any, list[int]]:
+    """The "Interest has grown" item, the tiny checkpoint's tokenizer and model, and the ids
+    of the item's chat prompt."""
     item = _item("k", SYSTEM, "Sum: Local residents said the region has grown",
                  "Interest has grown")
     tok = AutoTokenizer.from_pretrained(ckpt)
     model = AutoModelForCausalLM.from_pretrained(ckpt).eval()
     prompt = tok(chat_by_hand(SYSTEM, item["prompt"].user), add_special_tokens=False)[
         "input_ids"]
+    return item, tok, model, prompt
+
+
+def test_target_without_bos_and_with_eos_only_when_the_tokenizer_has_one(fp32: HFBackend,
+                                                                         ckpt: Path) -> None:
+    """A tokenizer that adds BOS by default (as Llama's): the target still starts with its
+    first word; a tokenizer without an end token: the target is its words only."""
+    item, tok, model, prompt = _grown(ckpt)
     words = [tok.convert_tokens_to_ids(w) for w in ("Interest", "has", "grown")]
     bos = copy.copy(fp32)
     bos.tok = copy.deepcopy(fp32.tok)
@@ -123,12 +131,7 @@ def test_perplexity_target_is_the_assistant_turn_lora_trains_on(fp32: HFBackend,
     turn = copy.copy(fp32)
     turn.tok = copy.deepcopy(fp32.tok)
     turn.tok.chat_template = TURN_TEMPLATE
-    item = _item("k", SYSTEM, "Sum: Local residents said the region has grown",
-                 "Interest has grown")
-    tok = AutoTokenizer.from_pretrained(ckpt)
-    model = AutoModelForCausalLM.from_pretrained(ckpt).eval()
-    prompt = tok(chat_by_hand(SYSTEM, item["prompt"].user), add_special_tokens=False)[
-        "input_ids"]
+    item, tok, model, prompt = _grown(ckpt)
     target = tok("Interest has grown . </s> ", add_special_tokens=False)["input_ids"]
     assert len(target) == 5 and target[-1] == tok.eos_token_id
     (row,) = turn.nll([item])
