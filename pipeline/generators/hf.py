@@ -138,10 +138,9 @@ class HFBackend:
     def nll(self, batch: list[dict]) -> list[dict]:
         """Summed NLL and token count of each item's ``target`` given its ``prompt``."""
         seqs, labels = [], []
-        eos = [] if self.tok.eos_token_id is None else [self.tok.eos_token_id]
         for it in batch:
-            prompt = self._prompt_ids(it["prompt"])
-            target = self.tok(it["target"], add_special_tokens=False)["input_ids"] + eos
+            prompt, target = scored_ids(self.tok, it["prompt"], it["target"], self.chat,
+                                        self.opts.chat_template_kwargs)
             seqs.append(prompt + target)
             labels.append([-100] * len(prompt) + target)
         width = max(map(len, seqs))
@@ -161,6 +160,15 @@ class HFBackend:
         return rows
 
 
+def scored_ids(tok: Any, prompt: Prompt, target: str, chat: bool,
+               chat_kwargs: dict[str, Any]) -> tuple[list[int], list[int]]:
+    """``(prompt ids, target ids)`` whose target NLL enters the perplexity (module
+    docstring); ``generator=llamacpp`` scores the same sequences."""
+    eos = [] if tok.eos_token_id is None else [tok.eos_token_id]
+    return (prompt_ids(tok, prompt, chat, chat_kwargs),
+            tok(target, add_special_tokens=False)["input_ids"] + eos)
+
+
 def _parameter_counts(cfg: DictConfig, counted: int) -> dict[str, Any]:
     """The config's and the counted size in billions; warns when they differ by > 10%."""
     config = cfg.model.params_b
@@ -171,7 +179,7 @@ def _parameter_counts(cfg: DictConfig, counted: int) -> dict[str, Any]:
     return {"params_b_config": config, "params_b_counted": round(counted / 1e9, 4)}
 
 
-def perplexity(session: TextSession, backend: HFBackend, test: list[dict]
+def perplexity(session: TextSession, backend: Any, test: list[dict]
                ) -> tuple[float | None, int]:
     """``exp(sum NLL / sum N)`` over the text references (module docstring); and N."""
     items = []
