@@ -55,13 +55,21 @@ def test_missing_extra_says_how_to_install(monkeypatch):
         lc._llama_cpp()
 
 
-def test_threads_follow_slurm_then_affinity(monkeypatch):
+def test_threads_follow_slurm_else_idle_cores(monkeypatch):
     import os
 
+    cpus = len(os.sched_getaffinity(0))
+    monkeypatch.setattr(os, "cpu_count", lambda: cpus)
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "3")
-    assert lc.available_cpus() == 3
+    monkeypatch.setattr(os, "getloadavg", lambda: (50.0, 0.0, 0.0))
+    assert lc.default_threads() == 3  # the job's own CPUs, whatever the load
     monkeypatch.delenv("SLURM_CPUS_PER_TASK")
-    assert lc.available_cpus() == len(os.sched_getaffinity(0))
+    assert lc.default_threads() == 1  # a busy machine: one thread, not a stalled many
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.0, 0.0))
+    assert lc.default_threads() == cpus  # a quiet machine: every CPU
+    if cpus > 1:
+        monkeypatch.setattr(os, "getloadavg", lambda: (1.0, 0.0, 0.0))
+        assert lc.default_threads() == cpus - 1
 
 
 # --- llama.cpp itself ---------------------------------------------------------------------

@@ -50,7 +50,7 @@ LORA_ERROR = ("generator=llamacpp cannot apply LoRA adapters (llama.cpp needs th
 class LlamaCppOptions(TextGenOptions):
     """``generator.options`` of ``generator=llamacpp`` (see ``conf/generator/llamacpp.yaml``)."""
 
-    threads: int | None = None  # None: the CPUs this job may use
+    threads: int | None = None  # None: default_threads()
     n_ctx: int = 2048
     n_batch: int = 512
     n_ubatch: int = 512
@@ -59,12 +59,21 @@ class LlamaCppOptions(TextGenOptions):
     perplexity: bool = True
 
 
-def available_cpus() -> int:
-    """CPUs this job may use: ``SLURM_CPUS_PER_TASK``, else the CPU affinity."""
+def default_threads() -> int:
+    """Threads for ``threads: null``: ``SLURM_CPUS_PER_TASK`` (CPUs given to this job alone),
+    else the CPUs this process may run on, but no more than the machine's idle cores (CPUs
+    less the 1-minute load average, rounded), and at least 1.
+
+    llama.cpp's threads wait for each other at every layer by spinning: one thread more than
+    there are free cores stalls them all (SmolLM2 on 2 cores at load 15: 2 threads ran 5x
+    slower than 1), while one thread per free core degrades in proportion to the share.
+    The thread count does not change outputs.
+    """
     slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
     if slurm.isdigit() and int(slurm) > 0:
         return int(slurm)
-    return len(os.sched_getaffinity(0))
+    idle = round((os.cpu_count() or 1) - os.getloadavg()[0])
+    return max(1, min(len(os.sched_getaffinity(0)), idle))
 
 
 def gguf_weights(cfg: DictConfig) -> Weights:
@@ -100,7 +109,7 @@ class LlamaCppBackend:
             raise ConfigError("generator.options.threads must be at least 1 (or null: the "
                               "CPUs this job may use)")
         self.opts, self.seed = opts, int(cfg.seed)
-        self.threads = opts.threads or available_cpus()
+        self.threads = opts.threads or default_threads()
         self.weights = gguf_weights(cfg)
         self.tok = load_tokenizer(self.weights)
         self.chat = bool(opts.chat_template and self.tok.chat_template)
@@ -127,8 +136,7 @@ class LlamaCppBackend:
             "chat_template_kwargs": dict(self.opts.chat_template_kwargs)}
 
     def num_parameters(self) -> int:
-        return int(self.llm.n_params()) if hasattr(self.llm, "n_params") else int(
-            self.llama_cpp.llama_model_n_params(self.llm.model))
+        return int(self.llama_cpp.llama_model_n_params(self.llm.model))
 
     def prompt_ids(self, prompt: Prompt) -> list[int]:
         """The token ids given to llama.cpp: those ``generator=hf`` feeds its model."""
