@@ -156,9 +156,15 @@ def engines(args, checkpoint: Path, gguf: Path, threads: int) -> dict[str, tuple
 
 
 def measure(found: dict, items: list, args, label: str, batches: list[int]) -> list[dict]:
+    """Every engine at every batch size, a batch size at a time (a plain loop and its hf
+    run side by side, so a change of load on a shared machine hits both alike)."""
     rows = []
-    for name, (run, tok) in found.items():
-        for batch in ([1] if name.startswith("llamacpp") else batches):
+    for i, size in enumerate(batches):
+        for name, (run, tok) in found.items():
+            sequential = name.startswith("llamacpp")  # one request at a time: measured once
+            if sequential and i:
+                continue
+            batch = 1 if sequential else size
             row = {"setting": label, "engine": name, "batch": batch,
                    **rate(run, tok, items, batch, args.new_tokens),
                    "load": round(os.getloadavg()[0], 1)}
