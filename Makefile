@@ -12,8 +12,9 @@ STAMP := $(VENV)/.installed
 OUTPUT_DIR ?= outputs
 ARGS ?=
 # LLAMACPP=1: also install the llamacpp extra (generator=llamacpp): llama-cpp-python has no
-# Linux wheel on PyPI and builds from source once (about 20 min on 2 busy cores; pip keeps the
-# built wheel in ~/.cache/pip). Without it the llama.cpp tests skip with the reason.
+# Linux wheel on PyPI and builds from source once (10 CPU-minutes: about 12 min on 2 quiet
+# cores, 67 min niced on 2 cores at load 12; pip keeps the built wheel in ~/.cache/pip).
+# Without it the llama.cpp tests skip with the reason. CI: `make smollm2 && make test LLAMACPP=1`.
 LLAMACPP ?= 0
 LLAMACPP_STAMP := $(if $(filter 1,$(LLAMACPP)),$(VENV)/.installed-llamacpp)
 
