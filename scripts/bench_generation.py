@@ -12,7 +12,8 @@ real cell per engine (4 tasks, perplexity on), scaled to 200 examples.
 
 Prompts are the pipeline's summarization prompts of demo articles with the chat template;
 decoding is greedy and stops at the end token; tokens are counted by re-tokenising each
-output (+1 for the end token). Threads: every CPU this process may use, for both engines.
+output (+1 for the end token). Threads: every CPU this process may use, for every engine;
+llama.cpp also with the count ``threads: null`` picks (fewer on a busy machine).
 """
 
 from __future__ import annotations
@@ -144,12 +145,18 @@ def engines(args, checkpoint: Path, gguf: Path, threads: int) -> dict[str, tuple
         found[f"plain generate {dtype}"] = (lambda b, n, hf=hf: plain_loop(hf, b, n), hf.tok)
         found[f"hf {dtype}"] = (lambda b, n, hf=hf: backend_run(hf, b, n), hf.tok)
     try:
-        from pipeline.generators.llamacpp import LlamaCppBackend, LlamaCppOptions
+        from pipeline.generators.llamacpp import (
+            LlamaCppBackend,
+            LlamaCppOptions,
+            default_threads,
+        )
 
         cfg = compose("generator=llamacpp", "model=smollm2-135m", "train_size=0",
                       f"model.gguf_file={gguf}")
-        lc = LlamaCppBackend(cfg, LlamaCppOptions(threads=threads, max_new_tokens={}))
-        found["llamacpp Q4_1"] = (lambda b, n: backend_run(lc, b, n), lc.tok)
+        for count in dict.fromkeys([threads, default_threads()]):  # theirs, and a cell's
+            lc = LlamaCppBackend(cfg, LlamaCppOptions(threads=count, max_new_tokens={}))
+            found[f"llamacpp Q4_1 {count} threads"] = (
+                lambda b, n, lc=lc: backend_run(lc, b, n), lc.tok)
     except Exception as exc:  # noqa: BLE001 - the bench reports what it could not run
         print(f"llamacpp: not measured ({exc})", flush=True)
     return found
@@ -233,7 +240,8 @@ def main() -> None:
             print("LoRA:", json.dumps(lora_step_seconds(args.checkpoint, args.lora_steps,
                                                         Path(tmp) / "lora")), flush=True)
         if args.cell:
-            for engine in ("hf", *(["llamacpp"] if "llamacpp Q4_1" in found else [])):
+            llama = any(name.startswith("llamacpp") for name in found)
+            for engine in ("hf", *(["llamacpp"] if llama else [])):
                 print("cell:", json.dumps(cell_seconds(engine, args.cell, args.checkpoint,
                                                        args.gguf, Path(tmp) / "cells")),
                       flush=True)
