@@ -92,8 +92,11 @@ def backend_run(backend, batch: list, new: int) -> tuple[list[str], list[bool]]:
 
 
 def rate(run: Callable, tok, items: list, batch: int, new: int) -> dict:
-    """Tokens/s of ``run`` over ``items`` in batches of ``batch`` (after a short warm-up)."""
-    run(items[:1], 4)
+    """Tokens/s of ``run`` over ``items`` in batches of ``batch`` (after a short warm-up on
+    another prompt: llama.cpp would otherwise reuse the measured prompt's key/value cache)."""
+    from pipeline.finetune.prompts import Prompt
+
+    run([Prompt(None, "Say hello.")], 4)
     texts, cut = [], []
     start = time.perf_counter()
     for i in range(0, len(items), batch):
