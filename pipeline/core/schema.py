@@ -37,7 +37,8 @@ class ModelConfig:
     # base_model_name_or_path) and the hub revision of a checkpoint given as a hub id.
     base_model: str | None = None
     revision: str | None = None
-    # generator=hf: a GGUF file as the base model (dequantised on load; needs `gguf`).
+    # generator=hf: a GGUF file as the base model (dequantised on load; needs `gguf`);
+    # generator=llamacpp: the GGUF file it runs.
     gguf_file: str | None = None
     description: str = ""
 

@@ -183,7 +183,7 @@ def _parameter_counts(cfg: DictConfig, counted: int) -> dict[str, Any]:
     return {"params_b_config": config, "params_b_counted": round(counted / 1e9, 4)}
 
 
-def perplexity(session: TextSession, backend: HFBackend, test: list[dict]
+def perplexity(session: TextSession, backend: Any, test: list[dict]
                ) -> tuple[float | None, int]:
     """``exp(sum NLL / sum N)`` over the text references (module docstring); and N."""
     items = []

@@ -1,6 +1,6 @@
 """Checksums of what a cell's results depend on beyond its config: the content of the
 scored test records, the training records a demo learner fits, the predictions file, the
-weights of the checkpoint and of its base model.
+weights of the checkpoint and of its base model (or the GGUF file ``generator=llamacpp`` runs).
 
 The cell runner records them in ``manifest.json`` (``inputs``); a finished cell is redone,
 and its predictions and scores are not reused, when any of them changed.
@@ -15,6 +15,7 @@ from pipeline.data.dataset import Dataset
 from pipeline.finetune.weights import cell_weights
 from pipeline.generators.auto import choose
 from pipeline.generators.gen_cache import digest
+from pipeline.generators.llamacpp import gguf_checksum
 from pipeline.generators.precomputed import find_predictions
 
 # manifest key -> what the log calls it when it changed
@@ -69,4 +70,6 @@ def input_checksums(cfg: DictConfig, dataset: Dataset, test: list[dict]) -> dict
             sums["predictions"] = file_sha256(path)[:24]
     elif source == "hf":
         sums.update(weights_checksums(cfg))
+    elif source == "llamacpp":
+        sums["base_model"] = gguf_checksum(cfg)
     return sums

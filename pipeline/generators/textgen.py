@@ -172,11 +172,17 @@ class TextSession:
         return dict(self.counts)
 
     def _generate(self, batch: list[dict]) -> list[dict]:
+        """Outputs of ``batch``: one backend call per task, or for a ``sequential`` backend
+        (one that reuses the key/value cache of a shared prefix) one call per request in
+        test order, so an article's task prompts run one after another."""
+        if getattr(self.backend, "sequential", False):
+            groups = [[it] for it in batch]
+        else:
+            groups = [todo for task in self.tasks
+                      if (todo := [it for it in batch if it["task"] == task])]
         rows = []
-        for task in self.tasks:
-            todo = [it for it in batch if it["task"] == task]
-            if not todo:
-                continue
+        for todo in groups:
+            task = todo[0]["task"]
             outs = self.backend.generate([it["prompt"] for it in todo],
                                          int(self.opts.max_new_tokens[task]))
             outs = [o if isinstance(o, Completion) else Completion(o) for o in outs]

@@ -179,6 +179,10 @@ def _metrics_record(cfg: DictConfig, gen: Generation, preds: list[dict],
 def run_cell(cfg: DictConfig) -> Path:
     """Produce (or skip, when already finished) the run folder of one cell."""
     validate_metrics(cfg.tasks, cfg.metrics)  # bad metric options fail before any work
+    if cfg.get("finetune") and int(cfg.train_size) > 0:  # before an adapter is trained
+        refusal = GENERATORS.meta(cfg.generator.name).get("no_adapters")
+        if refusal:
+            raise ConfigError(refusal)
     paths = OutputPaths(Path(cfg.output_dir))
     run_dir = paths.run_dir(cfg.model.name, cfg.train_size)
     chash = config_hash(cfg)
