@@ -215,6 +215,8 @@ def test_recommendation_non_inferiority_on_constructed_cells() -> None:
     assert gaps.loc[1, "gap_ci_low"] < 0 < 0.005 < gaps.loc[1, "gap_upper_one_sided"]
     # the runner-up is the next non-inferior cell in cost order: the best cell itself
     assert rec.iloc[1]["gap_to_best"] == 0 and bool(rec.iloc[1]["non_inferior"])
+    assert rec.iloc[1]["reason"] == ("Overall 0.6000 (8B parameters, train size 100); "
+                                     "non-inferior to the best (within min_effect 0.005).")
 
 
 def test_recommendation_falls_back_to_the_best_cell() -> None:
@@ -249,7 +251,86 @@ def test_recommendation_cost_order_and_ties() -> None:
     ranked, x = _decision([("a", 1.0, 200), ("b", 2.0, 200)], np.column_stack([BASE, BASE]))
     rec = tb.recommendations(ranked, x, min_effect=0.005, n_boot=50)
     assert rec.iloc[0]["model"] == "a"
-    assert rec.iloc[0]["reason"].startswith("Ties for the best overall score (0.6000) with b@200")
+    assert rec.iloc[0]["reason"] == (
+        "Ties for the best overall score (0.6000) with b@200; no cheaper cell is shown to be "
+        "within min_effect 0.005 of it (one-sided 95% bound), so the best cell is recommended.")
+
+
+def test_recommendation_reasons_word_for_word_and_the_runner_up_in_cost_order() -> None:
+    # passing cells in cost order: small (1B), mid (4B), big (the best, 8B); wide (0.5B)
+    # is cheaper but its interval is wide
+    ranked, x = _decision(
+        [("big", 8.0, 2000), ("wide", 0.5, 500), ("mid", 4.0, 1000), ("small", 1.0, 500)],
+        np.column_stack([BASE, BASE - 0.001 + WOBBLE, BASE - 0.002, BASE - 0.003]))
+    rec = tb.recommendations(ranked, x, min_effect=0.005, n_boot=200, seed=1)
+    assert list(rec["model"]) == ["small", "mid", "big"]
+    assert rec["non_inferior"].tolist() == [True, True, True]
+    assert list(rec["train_size_saved"]) == [1500, 1000, 0]
+    assert list(rec["params_saved_b"]) == [7.0, 4.0, 0.0]
+    assert list(rec["reason"]) == [
+        "The cheapest cell shown to be no worse than the best (big@2000) by more than "
+        "min_effect 0.005: overall 0.5970, 0.0030 below the best (95% CI 0.0030 to 0.0030; "
+        "one-sided upper bound 0.0030). It saves 7B parameters and 1500 training examples "
+        "(1B parameters, train size 500).",
+        "Overall 0.5980 (4B parameters, train size 1000), 0.0020 below the best (95% CI "
+        "0.0020 to 0.0020; one-sided upper bound 0.0020); non-inferior to the best (within "
+        "min_effect 0.005).",
+        "Highest overall score 0.6000."]
+    # the two-sided interval and the one-sided bound at alpha = 0.1, from the same resamples
+    d = BASE - (BASE - 0.001 + WOBBLE)
+    gaps = tb.gaps_to_best(x, n_boot=200, seed=1, alpha=0.1)
+    assert gaps.loc[1].tolist() == pytest.approx(
+        [_direct_upper(d, 200, 1, q) for q in (0.05, 0.95, 0.9)])
+    # defaults: 1000 resamples of seed 0, alpha 0.05
+    pd.testing.assert_frame_equal(tb.gaps_to_best(x), tb.gaps_to_best(x, 1000, 0, 0.05))
+    assert gaps.loc[1, "gap_ci_high"] != tb.gaps_to_best(x, 200, 2, 0.1).loc[1, "gap_ci_high"]
+    pd.testing.assert_frame_equal(tb.recommendations(ranked, x, 0.005),
+                                  tb.recommendations(ranked, x, 0.005, 1000, 0, 0.05))
+    ninety = tb.recommendations(ranked, x, 0.005, 200, 1, alpha=0.1)
+    assert "(90% CI 0.0030 to 0.0030;" in ninety["reason"].iloc[0]
+
+
+def test_recommendation_edges() -> None:
+    # the bound exactly at min_effect does not pass (0.25 is exact in binary)
+    ranked, x = _decision([("best", 2.0, 10), ("cheap", 1.0, 10)],
+                          np.column_stack([np.full(N_EX, 0.75), np.full(N_EX, 0.5)]))
+    assert tb.recommendations(ranked, x, 0.25, n_boot=20)["model"].iloc[0] == "best"
+    assert tb.recommendations(ranked, x, 0.2500001, n_boot=20)["model"].iloc[0] == "cheap"
+    # two cells with per-example scores: the cheaper one was tested, and failed
+    assert tb.recommendations(ranked, x, 0.1, n_boot=20)["reason"].iloc[0].endswith(
+        "(one-sided 95% bound), so the best cell is recommended.")
+    # a cheaper cell that shares no example with the best is never shipped
+    lone = np.column_stack([np.full(N_EX, 0.75), np.full(N_EX, np.nan)])
+    rec = tb.recommendations(ranked.assign(overall_score=[0.75, 0.74]), lone, 0.25, n_boot=20)
+    assert rec["model"].iloc[0] == "best" and not rec["non_inferior"].iloc[1]
+    assert np.isnan(rec["gap_ci_low"].iloc[1])
+    # no per-example scores at all: the best cell, said so in full
+    rec = tb.recommendations(ranked, None, 0.25)
+    assert rec["reason"].iloc[0] == (
+        "The best overall score (0.7500). No cheaper cell could be tested for "
+        "non-inferiority (no per-example scores), so the best cell is recommended.")
+    # one cell: it ships; no runner-up
+    one = tb.recommendations(ranked.iloc[:1], x[:, :1], 0.25, n_boot=20)
+    assert list(one["choice"]) == ["ship", "best_overall"]
+    # a best cell of unknown size: a cheaper known one saves nothing measurable
+    ranked, x = _decision([("best", NAN, 500), ("known", 1.0, 1000)],
+                          np.column_stack([BASE, BASE - 0.001]))
+    rec = tb.recommendations(ranked, x, 0.005, n_boot=20)
+    assert rec["reason"].iloc[0].endswith(
+        "It saves nothing measurable (1B parameters, train size 1000).")
+    assert rec["reason"].iloc[1].startswith("Overall 0.6000 (unknown size, train size 500);")
+    # a difference of 1e-10 is not a tie
+    ranked, x = _decision([("a", 1.0, 10), ("b", 2.0, 10)],
+                          np.column_stack([BASE + 1e-10, BASE]))
+    assert tb.recommendations(ranked, x, 0.0, n_boot=20)["reason"].iloc[2] == (
+        "Highest overall score 0.6000.")
+
+
+def test_cost_order_prefers_the_better_score_between_equal_costs() -> None:
+    frame = pd.DataFrame({"model": ["a", "b"], "params_b": [1.0, 1.0], "train_size": [10, 10],
+                          "overall_score": [0.5, 0.6]})
+    assert list(tb.cost_order(frame)["model"]) == ["b", "a"]
+    assert list(tb.cost_order(frame).columns) == list(frame.columns)
 
 
 # --- human correlations -----------------------------------------------------------------------

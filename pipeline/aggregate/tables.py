@@ -266,7 +266,7 @@ def recommendations(ranked: pd.DataFrame, x: np.ndarray | None, min_effect: floa
                                                              min_effect, alpha))]
     if runner is not None:
         rows.append(_recommendation("runner_up", runner, best, _runner_reason(
-            runner, ship, min_effect, alpha)))
+            runner, min_effect, alpha)))
     ties = ", ".join(cell_label(r.model, r.train_size) for r in tied.iloc[1:].itertuples())
     rows.append(_recommendation("best_overall", best, best, (
         f"Highest overall score {best[OVERALL]:.4f}"
@@ -318,8 +318,7 @@ def _ship_reason(ship: pd.Series, best: pd.Series, tied: pd.DataFrame, tested: b
             f"(one-sided {100 * (1 - alpha):g}% bound), so the best cell is recommended.")
 
 
-def _runner_reason(runner: pd.Series, ship: pd.Series, min_effect: float,
-                   alpha: float) -> str:
+def _runner_reason(runner: pd.Series, min_effect: float, alpha: float) -> str:
     text = (f"Overall {runner[OVERALL]:.4f} ({_params(runner['params_b'])}, train size "
             f"{runner['train_size']})")
     if runner["gap_to_best"] > 0:
