@@ -584,3 +584,13 @@ def test_adjacent_significance_without_examples_or_pairs() -> None:
     one = adjacent_significance(cells.iloc[:1], {}, HIB, {"s": 1.0}, n_boot=20)
     assert one.empty and one["significant"].dtype == "boolean"
     assert list(one.columns) == list(sig.columns)
+
+
+def test_one_cell_has_an_empty_family() -> None:
+    per = {("a", 1): _frame(s=0.9 + NOISE)}
+    tests, labels = pairwise_tests(_table(per), per, HIB, {"s": 1.0}, n_boot=20)
+    assert tests.empty and labels == ["a@1"]
+    assert list(tests.columns) == ["cell_a", "cell_b", "position_a", "position_b", "p_raw",
+                                   "p_value", "p_bound", "n_permutations"]
+    ranked = rank_cells(_table(per), per, HIB, {"s": 1.0}, n_boot=20)
+    assert list(ranked["rank_group"]) == [1] and np.isnan(ranked["p_vs_next"].iloc[0])
