@@ -25,12 +25,14 @@ from tests.cdp import launch, load  # noqa: E402
 # image name -> CSS selector of the element shown ("" = the top of the page)
 SHOTS = {
     "report-top": "",
+    "report-recommendation": "section#recommendation",
     "report-leaderboard": "section#leaderboard",
     "report-task": "section[id^='task-']",
     "report-scaling": "section#score-vs-train-size",
     "report-parameters": "section#score-vs-parameters",
     "report-correlations": "section#metric-correlations",
     "report-significance": "section[id^='significance']",
+    "report-learning-curves": "section#learning-curves",
     "report-bertscore": "section[id$='per-example-f1-map']",
     "report-slices": "section[id^='slices-']",
     "report-errors": "section[id^='error-analysis']",
