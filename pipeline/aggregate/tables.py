@@ -204,8 +204,8 @@ RECOMMENDATION_COLUMNS = ["choice", "model", "train_size", "params_b", "n_exampl
 def cost_order(frame: pd.DataFrame) -> pd.DataFrame:
     """Cheapest first: fewest parameters (unknown last), then smallest training set, then
     higher score, then model name."""
-    return frame.assign(_neg=-frame[OVERALL].astype(float)).sort_values(
-        ["params_b", "train_size", "_neg", "model"], na_position="last").drop(columns="_neg")
+    return frame.assign(_neg=-frame[OVERALL]).sort_values(
+        ["params_b", "train_size", "_neg", "model"]).drop(columns="_neg")
 
 
 def gaps_to_best(x: np.ndarray, n_boot: int = 1000, seed: int = 0,
@@ -246,12 +246,11 @@ def recommendations(ranked: pd.DataFrame, x: np.ndarray | None, min_effect: floa
     if scored.empty:
         return pd.DataFrame(columns=RECOMMENDATION_COLUMNS)
     best = scored.iloc[0]
-    gaps = (gaps_to_best(x[:, scored_rows], n_boot, seed, alpha) if x is not None and x.size
-            else pd.DataFrame(np.nan, index=scored.index,
-                              columns=["gap_ci_low", "gap_ci_high", "gap_upper_one_sided"]))
+    gaps = gaps_to_best(x[:, scored_rows] if x is not None else np.full((0, len(scored)), np.nan),
+                        n_boot, seed, alpha)
     table = pd.concat([scored, gaps], axis=1).assign(
         gap_to_best=best[OVERALL] - scored[OVERALL])
-    table["non_inferior"] = (table["gap_upper_one_sided"] < min_effect).fillna(False)
+    table["non_inferior"] = table["gap_upper_one_sided"] < min_effect  # NaN: False
     table.loc[0, "non_inferior"] = True  # the best cell is itself the benchmark
     best = table.iloc[0]
     ordered = cost_order(table)
@@ -260,7 +259,7 @@ def recommendations(ranked: pd.DataFrame, x: np.ndarray | None, min_effect: floa
     rest = passing.iloc[1:]
     runner = (rest.iloc[0] if len(rest) else
               next((r for _, r in table.iterrows() if r.name != ship.name), None))
-    tied = table[np.isclose(table[OVERALL].astype(float), best[OVERALL], rtol=0, atol=1e-12)]
+    tied = table[np.isclose(table[OVERALL], best[OVERALL], rtol=0, atol=1e-12)]
     tested = bool(table["gap_upper_one_sided"].iloc[1:].notna().any())
     rows = [_recommendation("ship", ship, best, _ship_reason(ship, best, tied, tested,
                                                              min_effect, alpha))]
@@ -271,7 +270,7 @@ def recommendations(ranked: pd.DataFrame, x: np.ndarray | None, min_effect: floa
     rows.append(_recommendation("best_overall", best, best, (
         f"Highest overall score {best[OVERALL]:.4f}"
         + (f", tied with {ties}" if ties else "") + ".")))
-    return pd.DataFrame(rows, columns=RECOMMENDATION_COLUMNS)
+    return pd.DataFrame(rows)  # each row's keys in RECOMMENDATION_COLUMNS order
 
 
 def _recommendation(choice: str, row: pd.Series, best: pd.Series, reason: str) -> dict:
