@@ -135,7 +135,8 @@ def run_scenario(steps: list[Step], base: Path) -> dict[int, str]:
     log.touch()
     env = {**os.environ, "LOG": str(log), "HF_HUB_OFFLINE": "1", "COLUMNS": "200",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    env.pop("MAKEFLAGS", None)
+    for key in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL"):  # a nested make prints "Leaving directory"
+        env.pop(key, None)
     real: dict[int, str] = {}
     for idx, step in enumerate(steps):
         if step.kind == "setup":
