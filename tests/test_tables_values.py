@@ -465,3 +465,25 @@ def test_human_correlations_of_nullable_pandas_columns_equal_the_float_ones() ->
     got = tb.human_correlations(nullable, cells, human.astype({"human_q": "Float64"}),
                                 n_boot=20)
     pd.testing.assert_frame_equal(got, tb.human_correlations(per, cells, human, n_boot=20))
+
+
+def test_recommendation_forwards_its_settings_and_words_equal_sizes() -> None:
+    # a noisy but non-inferior cheaper cell: its gap interval depends on n_boot, seed, alpha
+    noisy = BASE - 0.001 + 0.1 * WOBBLE
+    ranked, x = _decision([("big", 1.0, 2000), ("small", 1.0, 500)],
+                          np.column_stack([BASE, noisy]))
+    rec = tb.recommendations(ranked, x, 0.05, n_boot=300, seed=3, alpha=0.2)
+    ship = rec.iloc[0]
+    assert ship["model"] == "small"
+    d = BASE - noisy
+    assert [ship["gap_ci_low"], ship["gap_ci_high"], ship["gap_upper_one_sided"]] == \
+        pytest.approx([_direct_upper(d, 300, 3, q) for q in (0.1, 0.9, 0.8)])
+    default = tb.recommendations(ranked, x, 0.05).iloc[0]
+    assert default["gap_ci_high"] == pytest.approx(_direct_upper(d, 1000, 0, 0.975))
+    # the same parameter count: only the training examples are saved
+    assert "It saves 1500 training examples (1B parameters, train size 500)." in ship["reason"]
+    # a three-way tie names both others
+    ranked, x = _decision([("a", 1.0, 10), ("b", 2.0, 10), ("c", 3.0, 10)],
+                          np.column_stack([BASE, BASE, BASE]))
+    assert tb.recommendations(ranked, x, 0.0, n_boot=20)["reason"].iloc[0].startswith(
+        "Ties for the best overall score (0.6000) with b@10, c@10;")
