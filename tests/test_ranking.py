@@ -594,3 +594,25 @@ def test_one_cell_has_an_empty_family() -> None:
                                    "p_value", "p_bound", "n_permutations"]
     ranked = rank_cells(_table(per), per, HIB, {"s": 1.0}, n_boot=20)
     assert list(ranked["rank_group"]) == [1] and np.isnan(ranked["p_vs_next"].iloc[0])
+
+
+def test_max_pairs_reaches_the_family_and_a_table_keeps_its_example_counts() -> None:
+    # four indistinguishable cells: one rank group, so the walk asks for no pair; with at most
+    # 3 pairs only the leader's are tested and neighbours 2-3, 3-4 have no p-value
+    rng = np.random.default_rng(0)
+    base = rng.normal(0.5, 0.1, N)
+    per = {(m, 1): _frame(s=base + rng.normal(0, 0.05, N)) for m in "abcd"}
+    cells = _table(per)
+    full = rank_cells(cells, per, HIB, {"s": 1.0}, n_boot=50)
+    bounded = rank_cells(cells, per, HIB, {"s": 1.0}, n_boot=50, max_pairs=3)
+    assert list(bounded["rank_group"]) == [1, 1, 1, 1]
+    assert full["p_vs_next"].iloc[:3].notna().all()
+    assert bounded["p_vs_next"].iloc[0] > 0 and bounded["p_vs_next"].iloc[1:].isna().all()
+    sig = adjacent_significance(cells, per, HIB, {"s": 1.0}, n_boot=50, max_pairs=3)
+    assert sig[sig["metric"] == "overall_score"]["p_value"].iloc[1:].isna().all()
+    # exactly max_pairs pairs: all of them are tested
+    assert select_pairs(cells, 6)[2] == 4 and len(select_pairs(cells, 6)[0]) == 6
+    # a per-model table's own n_examples is kept where there are no per-example scores
+    table = cells.assign(n_examples=[7, 8, 9, 10])
+    ranked = rank_cells(table, {}, HIB, {"s": 1.0}, n_boot=20)
+    assert sorted(ranked["n_examples"].tolist()) == [7, 8, 9, 10]
