@@ -62,7 +62,7 @@ def test_threads_follow_slurm_else_idle_cores(monkeypatch):
     monkeypatch.setattr(os, "cpu_count", lambda: cpus)
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "3")
     monkeypatch.setattr(os, "getloadavg", lambda: (50.0, 0.0, 0.0))
-    assert lc.default_threads() == 3  # the job's own CPUs, whatever the load
+    assert lc.default_threads() == min(cpus, 3)  # the job's own CPUs, whatever the load
     monkeypatch.delenv("SLURM_CPUS_PER_TASK")
     assert lc.default_threads() == 1  # a busy machine: one thread, not a stalled many
     monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.0, 0.0))

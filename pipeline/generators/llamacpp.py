@@ -31,6 +31,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from pipeline.core.cpus import available_cpus
 from pipeline.core.errors import ConfigError, MissingModelError
 from pipeline.core.registry import GENERATORS
 from pipeline.data.dataset import Dataset
@@ -60,20 +61,21 @@ class LlamaCppOptions(TextGenOptions):
 
 
 def default_threads() -> int:
-    """Threads for ``threads: null``: ``SLURM_CPUS_PER_TASK`` (CPUs given to this job alone),
-    else the CPUs this process may run on, but no more than the machine's idle cores (CPUs
-    less the 1-minute load average, rounded), and at least 1.
+    """Threads for ``threads: null``: the CPUs this job may use
+    (:func:`pipeline.core.cpus.available_cpus`); outside SLURM (whose CPUs are the job's
+    alone) no more than the machine's idle cores (CPUs less the 1-minute load average,
+    rounded), and at least 1.
 
     llama.cpp's threads wait for each other at every layer by spinning: one thread more than
     there are free cores stalls them all (SmolLM2 on 2 cores at load 15: 2 threads ran 5x
     slower than 1), while one thread per free core degrades in proportion to the share.
     The thread count does not change outputs.
     """
-    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
-    if slurm.isdigit() and int(slurm) > 0:
-        return int(slurm)
+    own = available_cpus()
+    if os.environ.get("SLURM_CPUS_PER_TASK", "").isdigit():
+        return own
     idle = round((os.cpu_count() or 1) - os.getloadavg()[0])
-    return max(1, min(len(os.sched_getaffinity(0)), idle))
+    return max(1, min(own, idle))
 
 
 def gguf_weights(cfg: DictConfig) -> Weights:
@@ -105,11 +107,9 @@ class LlamaCppBackend:
         for key in ("n_ctx", "n_batch", "n_ubatch"):
             if getattr(opts, key) < 1:
                 raise ConfigError(f"generator.options.{key} must be at least 1")
-        if opts.threads is not None and opts.threads < 1:
-            raise ConfigError("generator.options.threads must be at least 1 (or null: the "
-                              "CPUs this job may use)")
         self.opts, self.seed = opts, int(cfg.seed)
-        self.threads = opts.threads or default_threads()
+        self.threads = (default_threads() if opts.threads is None
+                        else available_cpus(opts.threads))
         self.weights = gguf_weights(cfg)
         self.tok = load_tokenizer(self.weights)
         self.chat = bool(opts.chat_template and self.tok.chat_template)
