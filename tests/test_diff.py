@@ -127,6 +127,17 @@ def test_different_test_data_are_flagged(small_cfg, tmp_path, capsys):
     _, summary = _run(small_cfg, *sides)
     assert summary["test_data_differs"] == ["m@100"]
     assert "WARNING: the test data differ" in capsys.readouterr().out
+    # with per-example checksums: only a shared id with other content counts (a test file
+    # that merely grew does not)
+    ids = [f"e{i:02d}" for i in range(N)]
+    for side, edited in zip(sides, ({}, {"e99": "new"}), strict=True):
+        digests = {**dict.fromkeys(ids, "same"), **edited}
+        write_json(run_file(OutputPaths(side).run_dir("m", 100), "manifest"),
+                   {"dataset": {"test": str(side)}, "example_digests": digests})
+    assert _run(small_cfg, *sides)[1]["test_data_differs"] == []
+    write_json(run_file(OutputPaths(sides[1]).run_dir("m", 100), "manifest"),
+               {"example_digests": {**dict.fromkeys(ids, "same"), "e01": "edited"}})
+    assert _run(small_cfg, *sides)[1]["test_data_differs"] == ["m@100"]
 
 
 def test_bad_inputs(small_cfg, tmp_path):
