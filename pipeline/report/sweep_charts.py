@@ -73,8 +73,7 @@ def leaderboard(ranked: pd.DataFrame, metrics: list[str]) -> Section:
                                ranked.get("rank_high", ranked["rank"]), strict=True)]
     if "p_vs_next" in ranked:  # Holm-adjusted; "<=" marks a bound at the permutation floor
         bound = ranked.get("p_vs_next_bound", pd.Series(False, index=ranked.index))
-        table["p_vs_next"] = [("" if pd.isna(p) else f"<={fmt(p, 3)}" if b is True
-                               or str(b) == "True" else fmt(p, 3))
+        table["p_vs_next"] = [("" if pd.isna(p) else f"<={fmt(p, 3)}" if bool(b) else fmt(p, 3))
                               for p, b in zip(ranked["p_vs_next"], bound, strict=True)]
     for col in metrics:
         table[col] = ranked[col]
@@ -407,7 +406,7 @@ def _matrix_text(vals: np.ndarray, labels: list[str],
     """Cell texts of the p-value matrix: ``<=`` before values that are upper bounds."""
     bounds = set()
     if tests is not None and "p_bound" in tests:
-        hit = tests[tests["p_bound"].astype(str) == "True"]
+        hit = tests[tests["p_bound"].astype(bool)]
         bounds = {frozenset(pair) for pair in zip(hit["cell_a"], hit["cell_b"], strict=True)}
     return [[("<=" if frozenset((a, b)) in bounds else "") + fmt(v, 3)
              for b, v in zip(labels, row, strict=True)] for a, row in zip(labels, vals,
