@@ -17,7 +17,7 @@ from scipy import stats as sps
 from pipeline.aggregate.learning_curves import learning_curve_section
 from pipeline.aggregate.manifest_summary import provenance_lines
 from pipeline.aggregate.ranking import OVERALL, cell_label, order_best
-from pipeline.aggregate.significance import p_text
+from pipeline.aggregate.significance import p_text as _p
 from pipeline.core.io import atomic_write_text, to_markdown
 
 LIST_CAP = 10
@@ -38,11 +38,6 @@ def _pval(p: float, bound: bool = False) -> str:
     if bound:
         return f"<={p:.3g}"
     return "<0.001" if p < 0.001 else f"{p:.3g}"
-
-
-def _p(p: float, bound: bool = False, n_perm: int | None = None) -> str:
-    """A p-value as printed (:func:`pipeline.aggregate.significance.p_text`)."""
-    return p_text(p, bound, n_perm)
 
 
 def _corr_p(p: float, n: int) -> str:
