@@ -143,33 +143,39 @@ def family_tests(x: np.ndarray, pairs: Iterable[tuple[int, int]], n_boot: int = 
     :func:`n_permutations` of the final family size, Holm-adjusted over the family.
 
     Rank groups (:func:`_groups`) read adjusted p-values; when they need a pair the family
-    lacks, the pair joins the family and everything is adjusted again, until the groups are
-    complete on the family they read.
+    lacks, the pair joins the family (tested at the permutation count of the family so far)
+    and the groups are formed again. Once they are complete, every pair not tested at the
+    final family's count is tested again at it (each pair is tested at most twice, however
+    often the family grew), and the groups are formed on those values.
     """
     k = x.shape[1]
     chosen = dict.fromkeys((min(i, j), max(i, j)) for i, j in pairs if i != j)
     raw: dict[tuple[int, int], float] = {}
-    n_perm = 0
+    counted: dict[tuple[int, int], int] = {}  # pair -> permutations it was tested with
+    shared = (~np.isnan(x)).sum(axis=1) >= 2
     while True:
-        if n_permutations(len(chosen), n_boot, alpha) != n_perm:
-            n_perm, raw = n_permutations(len(chosen), n_boot, alpha), {}
+        n_perm = n_permutations(len(chosen), n_boot, alpha)
         new = [pair for pair in chosen if pair not in raw]
         if new:
             left, right = np.array(new).T
             values = stats.pair_pvalues(x, left, right, n_perm, seed)
             raw.update({key: values[i] for i, key in enumerate(new)})
+            counted.update(dict.fromkeys(new, n_perm))
         keys = list(chosen)
         p = np.array([raw[key] for key in keys])
         adjusted, bound = holm(p, at_floor(p, n_perm))
         lookup = {key: row for row, key in enumerate(keys)}
-        shared = (~np.isnan(x)).sum(axis=1) >= 2
         try:
             groups = (np.full(k, np.nan) if k == 0 or (k > 1 and not shared.any())
                       else _groups(k, lookup, adjusted, alpha))
         except _Missing as need:
             chosen.update(dict.fromkeys(need.pairs))
             continue
-        break
+        stale = [key for key in keys if counted[key] != n_perm]
+        if not stale:
+            break
+        for key in stale:  # tested at a smaller family's count: test again at the final one
+            del raw[key]
     pairs_at = np.array(keys, dtype=int).reshape(-1, 2)
     left, right = pairs_at[:, 0], pairs_at[:, 1]
     order = np.lexsort((right, left))
